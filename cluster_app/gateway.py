@@ -1,0 +1,184 @@
+"""The gateway node's cluster side: the RPC listener exporting the channel,
+the loop that takes worker capabilities out of the channel into the pool,
+discovery answers, liveness checks, and the scheduler that uses the pool.
+
+`GatewayNode.start()` starts every piece as a task it owns; `stop()` cancels
+and awaits them and lets go of every capability, so the KJ loop can end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from cluster_app import discovery, services
+from cluster_app.channel import ChannelClosed, SyncChannel
+from cluster_app.host import WORKERS_CHANNEL, HostServer, Offer
+from cluster_app.identity import Identity
+from cluster_app.multiaddr import Multiaddr
+from cluster_app.pool import PooledWorker, WorkerPool
+from cluster_app.rpc import Listener
+from tasks_app import services as task_services
+from tasks_app.scheduler import Scheduler
+
+log = logging.getLogger("ww.gateway")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    identity: Identity
+    namespace: str
+    listen: Multiaddr
+    discover: Multiaddr | None
+    max_attempts: int = 3
+    default_duration: float = 60.0
+    ping_interval: float = 5.0
+    ping_timeout: float = 5.0
+
+
+class GatewayNode:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.peer_id = config.identity.peer_id
+        self.pool = WorkerPool()
+        self.channel: SyncChannel[Offer] = SyncChannel()
+        self.scheduler = Scheduler(
+            self.pool,
+            max_attempts=config.max_attempts,
+            default_duration=config.default_duration,
+        )
+        self.listener: Listener | None = None
+        self.discovery_stats = discovery.DiscoveryStats()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("gateway task %s died", task.get_name(), exc_info=task.exception())
+
+    def multiaddrs(self) -> list[str]:
+        return self.listener.multiaddrs() if self.listener else []
+
+    async def start(self) -> None:
+        await sync_to_async(services.forget_connections)()
+        recovered = await sync_to_async(task_services.recover_interrupted_runs)()
+        if recovered:
+            log.warning("%d runs were in flight when the gateway stopped; re-queued", recovered)
+        queued = await self.scheduler.load()
+        self.listener = await Listener.open(self.config.listen, self._bootstrap, self._disconnected)
+        log.info(
+            "gateway %s listening on %s; %d runs queued",
+            self.peer_id,
+            ", ".join(self.multiaddrs()),
+            queued,
+        )
+        self._spawn(self._take_workers(), "channel-loop")
+        self._spawn(self.scheduler.run(), "scheduler")
+        self._spawn(self._check_liveness(), "liveness")
+        if self.config.discover is not None:
+            self._spawn(
+                discovery.serve_surveys(
+                    identity=self.config.identity,
+                    namespace=self.config.namespace,
+                    group=self.config.discover,
+                    addrs=self.multiaddrs,
+                    stats=self.discovery_stats,
+                ),
+                "discovery",
+            )
+
+    async def stop(self) -> None:
+        self.channel.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.pool.clear()
+        if self.listener is not None:
+            await self.listener.close()
+        log.info("gateway %s stopped", self.peer_id)
+
+    # -- RPC connections ----------------------------------------------------
+
+    def _bootstrap(self, connection: int, address: str) -> HostServer:
+        return HostServer(
+            peer_id=self.peer_id,
+            channels={WORKERS_CHANNEL: self.channel},
+            connection=connection,
+            address=address,
+        )
+
+    def _disconnected(self, connection: int) -> None:
+        for worker in self.pool.on_connection(connection):
+            self._leave(worker, "connection closed")
+
+    def _leave(self, worker: PooledWorker, reason: str) -> None:
+        if self.pool.remove(worker):
+            log.info("worker %s left (%s)", worker.peer_id, reason)
+            self._spawn(sync_to_async(services.worker_left)(peer_id=worker.peer_id), "worker-left")
+
+    # -- the channel loop: worker capabilities into the pool ----------------
+
+    async def _take_workers(self) -> None:
+        while True:
+            try:
+                offer = await self.channel.recv()
+            except ChannelClosed:
+                return
+            self._spawn(self._admit(offer), "admit-worker")
+
+    async def _admit(self, offer: Offer) -> None:
+        try:
+            response = await asyncio.wait_for(offer.capability.info(), self.config.ping_timeout)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot say who it is stays out
+            log.warning("worker offer from %s refused: %s", offer.address, exc)
+            return
+        peer_id, concurrency = str(response.info.peer), int(response.info.concurrency)
+        if self.listener is None or offer.connection not in self.listener.connections:
+            return  # its connection closed while we asked
+        for worker in self.pool:
+            if worker.peer_id == peer_id:
+                self._leave(worker, "replaced by a new connection")
+        await sync_to_async(services.worker_joined)(
+            peer_id=peer_id, address=offer.address, concurrency=concurrency
+        )
+        self.pool.add(
+            peer_id=peer_id,
+            address=offer.address,
+            concurrency=concurrency,
+            capability=offer.capability,
+            connection=offer.connection,
+        )
+        log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
+
+    # -- liveness: a half-open connection answers no ping ---------------------
+
+    async def _check_liveness(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            for worker in self.pool:
+                self._spawn(self._ping(worker), "ping")
+
+    async def _ping(self, worker: PooledWorker) -> None:
+        capability = worker.capability
+        if capability is None:
+            return
+        try:
+            await asyncio.wait_for(capability.ping(), self.config.ping_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._leave(worker, f"no answer to ping: {exc or type(exc).__name__}")
+            if self.listener is not None:
+                with contextlib.suppress(Exception):
+                    self.listener.drop(worker.connection)

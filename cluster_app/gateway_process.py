@@ -1,0 +1,134 @@
+"""The gateway process: daphne's Twisted reactor and our asyncio code on one
+event loop, started and stopped in the order pycapnp needs.
+
+Start: daphne listens; the KJ loop is entered; the Channels worker starts
+and the GatewayConsumer is told `gateway.start`.
+Stop (signal, or daphne failing to listen): before the reactor shuts down,
+the consumer is told `gateway.stop`, the Channels worker is cancelled, and
+the KJ loop is left once no capability is alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal as signals_module
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import capnp
+import daphne.server
+from channels.layers import get_channel_layer
+from channels.routing import ChannelNameRouter
+from channels.worker import Worker as ChannelsWorker
+from twisted.internet import defer, reactor
+
+from cluster_app.consumers import GATEWAY_CHANNEL, GatewayConsumer
+from cluster_app.gateway import GatewayConfig, GatewayNode
+
+log = logging.getLogger("ww.gateway")
+
+
+class GatewayProcess:
+    def __init__(self, config: GatewayConfig, *, http_host: str, http_port: int) -> None:
+        self.config = config
+        self.http_host = http_host
+        self.http_port = http_port
+        self.node = GatewayNode(config)
+        self.exit_code = 0
+        self._main: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    def run(self, *, signals: Iterable[int]) -> int:
+        from wwproject.asgi import application
+
+        self.server = daphne.server.Server(
+            application=application,
+            endpoints=[f"tcp:port={self.http_port}:interface={_escape(self.http_host)}"],
+            signal_handlers=False,
+            verbosity=0,
+        )
+        reactor.callWhenRunning(self._started, list(signals))
+        reactor.addSystemEventTrigger("before", "shutdown", self._before_shutdown)
+        self.server.run()
+        return self.exit_code
+
+    def _started(self, signals: list[int]) -> None:
+        loop = asyncio.get_event_loop()
+        for sig in signals:
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        self._main = loop.create_task(self._cluster_main(), name="gateway-main")
+
+    def _request_stop(self, sig: int) -> None:
+        log.info("received %s, stopping", signals_module.Signals(sig).name)
+        if reactor.running:
+            reactor.stop()
+
+    def _before_shutdown(self) -> defer.Deferred[None] | None:
+        if self._main is None or self._main.done():
+            return None
+        self._stop.set()
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._wait_main()))
+
+    async def _wait_main(self) -> None:
+        assert self._main is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._main
+
+    async def _cluster_main(self) -> None:
+        try:
+            async with capnp.kj_loop():
+                await self._serve()
+        except Exception:
+            log.exception("gateway failed")
+            self.exit_code = 1
+            if reactor.running:
+                reactor.stop()
+
+    async def _serve(self) -> None:
+        layer = get_channel_layer()
+        router = ChannelNameRouter(
+            {GATEWAY_CHANNEL: GatewayConsumer.as_asgi(node=self.node, stopped=self._stopped)}
+        )
+        worker = ChannelsWorker(router, [GATEWAY_CHANNEL], layer)
+        worker_task = asyncio.create_task(worker.arun(), name="channels-worker")
+        try:
+            await layer.send(GATEWAY_CHANNEL, {"type": "gateway.start"})
+            await self._announce()
+            await self._stop.wait()
+            await layer.send(GATEWAY_CHANNEL, {"type": "gateway.stop"})
+            await asyncio.wait_for(self._stopped.wait(), 30)
+        finally:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker_task
+            # Consumers hold no capability now; drop our own references too.
+            self.node.pool.clear()
+
+    async def _announce(self) -> None:
+        """Say where everything is, once daphne listens and the node runs."""
+        for _ in range(200):
+            if self.server.listening_addresses and self.node.listener is not None:
+                break
+            await asyncio.sleep(0.05)
+        if not self.server.listening_addresses:
+            log.error("daphne is not listening on %s:%d", self.http_host, self.http_port)
+            self.exit_code = 1
+            return
+        host, port = self.server.listening_addresses[0]
+        shown = f"[{host}]" if ":" in host else host
+        sys.stdout.write(
+            f"gateway {self.node.peer_id}\n"
+            f"  http: http://{shown}:{port}/\n"
+            f"  rpc:  {' '.join(self.node.multiaddrs())}\n"
+        )
+        sys.stdout.flush()
+
+
+def _escape(host: str) -> str:
+    """Twisted endpoint strings escape ':' in IPv6 addresses."""
+    return host.replace(":", "\\:")

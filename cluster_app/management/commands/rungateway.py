@@ -1,0 +1,77 @@
+"""`python manage.py rungateway`: the gateway node.
+
+One process: daphne serves the ASGI app (REST, admin) and, on the same
+event loop, a Channels worker runs the GatewayConsumer, which hosts the
+Cap'n Proto listener, the channel loop, discovery answers and the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import daphne.server  # noqa: F401 - installs Twisted's asyncio reactor first
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from cluster_app.identity import Identity
+from cluster_app.multiaddr import MultiaddrError, parse_multiaddr
+from wwproject.cli import add_cluster_options, configure_logging
+
+log = logging.getLogger("ww.gateway")
+
+
+class Command(BaseCommand):
+    help = "Run the gateway: REST API and admin over HTTP, the RPC channel and the scheduler."
+
+    def add_arguments(self, parser: Any) -> None:
+        add_cluster_options(parser)
+        parser.add_argument(
+            "--http",
+            default=settings.WW_HTTP,
+            help="HTTP address to serve on, host:port (default %(default)s; env WW_HTTP)",
+        )
+        parser.add_argument(
+            "--identity-file",
+            default=str(settings.WW_IDENTITY_FILE),
+            help="where the gateway's key is kept (default %(default)s)",
+        )
+        parser.add_argument(
+            "--no-discovery",
+            action="store_true",
+            help="do not answer multicast surveys (workers then need --addr)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["log_level"])
+        try:
+            listen = parse_multiaddr(options["listen"])
+            discover = None if options["no_discovery"] else parse_multiaddr(options["discover"])
+        except MultiaddrError as exc:
+            raise CommandError(str(exc)) from None
+        host, _, port = options["http"].rpartition(":")
+        if not host or not port.isdigit():
+            raise CommandError(f"--http must be host:port, not {options['http']!r}")
+        identity = Identity.load_or_create(options["identity_file"])
+        # The peer ID alone on a line, first, so scripts can read it.
+        sys.stdout.write(identity.peer_id + "\n")
+        sys.stdout.flush()
+
+        from cluster_app.gateway import GatewayConfig
+        from cluster_app.gateway_process import GatewayProcess
+
+        config = GatewayConfig(
+            identity=identity,
+            namespace=options["ns"],
+            listen=listen,
+            discover=discover,
+            max_attempts=settings.WW_MAX_ATTEMPTS,
+            default_duration=settings.WW_DEFAULT_DURATION,
+        )
+        process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
+        code = process.run(signals=(signal.SIGINT, signal.SIGTERM))
+        if code:
+            raise SystemExit(code)

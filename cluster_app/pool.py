@@ -1,0 +1,110 @@
+"""The gateway's live worker pool: who is connected, how many runs each has
+in flight, and handing out free slots (least in flight first)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cluster_app.balance import Load, least_in_flight
+
+
+@dataclass(eq=False)
+class PooledWorker:
+    key: int
+    peer_id: str
+    address: str
+    concurrency: int
+    capability: Any  # a schema.worker.Worker client
+    connection: int  # the RPC connection it came over
+    joined: int
+    in_flight: int = 0
+    dispatched: int = 0
+
+    def load(self) -> Load:
+        return Load(
+            key=self.key,
+            in_flight=self.in_flight,
+            concurrency=self.concurrency,
+            dispatched=self.dispatched,
+            joined=self.joined,
+        )
+
+
+class WorkerPool:
+    def __init__(self) -> None:
+        self._workers: dict[int, PooledWorker] = {}
+        self._keys = itertools.count(1)
+        self._changed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def __iter__(self) -> Iterator[PooledWorker]:
+        return iter(list(self._workers.values()))
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def add(
+        self, *, peer_id: str, address: str, concurrency: int, capability: Any, connection: int
+    ) -> PooledWorker:
+        key = next(self._keys)
+        worker = PooledWorker(
+            key=key,
+            peer_id=peer_id,
+            address=address,
+            concurrency=max(concurrency, 1),
+            capability=capability,
+            connection=connection,
+            joined=key,
+        )
+        self._workers[key] = worker
+        self._notify()
+        return worker
+
+    def remove(self, worker: PooledWorker) -> bool:
+        """Forget a worker; runs in flight on it end by themselves (their
+        calls fail). True if it was in the pool."""
+        removed = self._workers.pop(worker.key, None) is not None
+        worker.capability = None
+        if removed:
+            self._notify()
+        return removed
+
+    def on_connection(self, connection: int) -> list[PooledWorker]:
+        return [w for w in self._workers.values() if w.connection == connection]
+
+    def contains(self, worker: PooledWorker) -> bool:
+        return self._workers.get(worker.key) is worker
+
+    def try_acquire(self) -> PooledWorker | None:
+        choice = least_in_flight(w.load() for w in self._workers.values())
+        if choice is None:
+            return None
+        worker = self._workers[choice.key]
+        worker.in_flight += 1
+        worker.dispatched += 1
+        return worker
+
+    async def acquire(self) -> PooledWorker:
+        """A slot on the least busy worker, waiting until one is free."""
+        while True:
+            changed = self._changed
+            worker = self.try_acquire()
+            if worker is not None:
+                return worker
+            await changed.wait()
+
+    def release(self, worker: PooledWorker) -> None:
+        worker.in_flight = max(worker.in_flight - 1, 0)
+        if self.contains(worker):
+            self._notify()
+
+    def clear(self) -> None:
+        for worker in list(self._workers.values()):
+            self.remove(worker)

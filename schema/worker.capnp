@@ -1,0 +1,48 @@
+@0xfbf4855b2f29e13b;
+# A worker node, as the gateway sees it. A worker offers this capability by
+# sending it into the gateway's channel; the gateway calls it to run modules.
+
+interface Worker {
+  assign @0 (wasm :Data, input :Int64, difficulty :Int64) -> (result :Text);
+  # The seed's method, unchanged: instantiate `wasm`, call its
+  # `run(input, difficulty)` (or its WASI `_start`) and return the result text.
+
+  info @1 () -> (info :WorkerInfo);
+  # Who the worker is and how many runs it accepts at once.
+
+  execute @2 (job :Job) -> (outcome :Outcome);
+  # One attempt of one scheduled run, with what the gateway records about it.
+
+  ping @3 () -> ();
+  # Liveness check for half-open connections.
+}
+
+struct WorkerInfo {
+  peer @0 :Text;          # the worker's peer ID (12D3KooW...)
+  concurrency @1 :UInt32; # runs it executes at once
+}
+
+struct Job {
+  taskId @0 :Text;
+  iteration @1 :UInt32;
+  moduleHash @2 :Text;    # lowercase hex SHA-256 of `wasm`
+  wasm @3 :Data;
+  input @4 :Int64;
+  difficulty @5 :Int64;
+  timeLimitMs @6 :UInt32; # 0: the worker's default
+}
+
+struct Outcome {
+  state @0 :State;
+  enum State {
+    succeeded @0;
+    failed @1;    # trap, bad export, invalid module, non-zero WASI exit
+    timedOut @2;  # stopped at its time limit
+  }
+  result @1 :Text;        # the run's output (decimal result or WASI stdout)
+  error @2 :Text;         # why it failed, for people
+  exitCode @3 :Int32;     # WASI exit code, when hasExitCode
+  hasExitCode @4 :Bool;
+  startedAtNs @5 :Int64;  # worker wall clock, ns since the epoch
+  finishedAtNs @6 :Int64;
+}

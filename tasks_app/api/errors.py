@@ -1,0 +1,58 @@
+"""Every error the API gives, mapped to its HTTP status in one place. The
+body always names the field and the problem:
+{"field": "...", "problem": "...", "detail": "field: problem", "errors": {...}}"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
+
+
+def error_response(field: str, problem: str, code: int, **extra: Any) -> Response:
+    body = {"field": field, "problem": problem, "detail": f"{field}: {problem}", **extra}
+    return Response(body, status=code)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, InvalidField):
+        return error_response(exc.field, exc.problem, status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TaskAlreadyExists):
+        return error_response("id", str(exc), status.HTTP_409_CONFLICT)
+    if isinstance(exc, ModuleTooLarge):
+        return error_response("wasm", str(exc), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TaskNotFound):
+        return error_response("id", str(exc), status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, RequestDataTooBig):
+        return error_response("body", str(exc), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, (TooManyFieldsSent, SuspiciousOperation)):
+        return error_response("body", str(exc), status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ValidationError):
+        field, problem = _first_error(exc.detail)
+        return error_response(field, problem, status.HTTP_400_BAD_REQUEST, errors=exc.detail)
+    if isinstance(exc, exceptions.ParseError):
+        return error_response("body", str(exc.detail), status.HTTP_400_BAD_REQUEST)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        response.data = {
+            "field": "request",
+            "problem": str(exc.detail),
+            "detail": f"request: {exc.detail}",
+        }
+    return response
+
+
+def _first_error(detail: Any) -> tuple[str, str]:
+    if isinstance(detail, dict) and detail:
+        field, problems = next(iter(detail.items()))
+        if isinstance(problems, list) and problems:
+            return str(field), str(problems[0])
+        return str(field), str(problems)
+    if isinstance(detail, list) and detail:
+        return "request", str(detail[0])
+    return "request", str(detail)

@@ -1,0 +1,171 @@
+"""Shapes of what the API takes and gives. Rules about tasks live in
+`tasks_app.services`; these only parse and present."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from tasks_app.models import Attempt, Iteration, Task
+from tasks_app.progress import task_state
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
+
+
+class SecondsField(serializers.FloatField):
+    """Seconds as a finite number; shown as an integer when it is one (the
+    seed's JSON had integers)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("must be a finite number of seconds")
+        return value
+
+    def to_representation(self, value: float) -> float | int:
+        value = float(value)
+        return int(value) if value.is_integer() else value
+
+
+class TaskSubmissionSerializer(serializers.Serializer):
+    """The seed's multipart form, field for field."""
+
+    id = serializers.RegexField(
+        TASK_ID_PATTERN,
+        max_length=200,
+        error_messages={
+            "invalid": "must be 1-200 characters: letters, digits and . _ : @ + - "
+            "(starting with a letter or digit)"
+        },
+    )
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=10_000, default="", trim_whitespace=False
+    )
+    complete = serializers.IntegerField(required=False, min_value=0)  # accepted, ignored
+    duration = SecondsField(
+        required=False, default=0, min_value=0, max_value=settings.WW_MAX_DURATION
+    )
+    start = SecondsField(required=False, default=0, min_value=0, max_value=settings.WW_MAX_OFFSET)
+    delay = SecondsField(required=False, default=0, min_value=0, max_value=settings.WW_MAX_OFFSET)
+    repeats = serializers.IntegerField(
+        required=False, default=1, min_value=0, max_value=settings.WW_MAX_REPEATS
+    )
+    input = serializers.IntegerField(
+        required=False, default=0, min_value=INT64_MIN, max_value=INT64_MAX
+    )
+    difficulty = serializers.IntegerField(
+        required=False, default=0, min_value=INT64_MIN, max_value=INT64_MAX
+    )
+    wasm = serializers.FileField(allow_empty_file=False, use_url=False)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task as `GET /tasks` lists it (the seed's keys, and progress)."""
+
+    completions = serializers.IntegerField(read_only=True)
+    runs = serializers.IntegerField(source="run_count", read_only=True)
+    state = serializers.SerializerMethodField()
+    duration = SecondsField()
+    start = SecondsField()
+    delay = SecondsField()
+    module = serializers.CharField(source="module_id")
+    next_due_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "description",
+            "completions",
+            "runs",
+            "state",
+            "duration",
+            "start",
+            "delay",
+            "repeats",
+            "input",
+            "difficulty",
+            "module",
+            "received_at",
+            "next_due_at",
+        ]
+
+    def get_state(self, task: Task) -> str:
+        return task_state(
+            runs=task.run_count,
+            finished=getattr(task, "runs_finished", 0),
+            succeeded=getattr(task, "completions", 0),
+            failed=getattr(task, "runs_failed", 0),
+            running=getattr(task, "runs_running", 0),
+        )
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    worker = serializers.CharField(source="worker_peer_id")
+
+    class Meta:
+        model = Attempt
+        fields = [
+            "number",
+            "worker",
+            "sent_at",
+            "started_at",
+            "finished_at",
+            "outcome",
+            "result",
+            "error",
+            "exit_code",
+        ]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    """One scheduled run, with its last attempt's worker and timings."""
+
+    worker = serializers.SerializerMethodField()
+    started_at = serializers.SerializerMethodField()
+    attempts = AttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Iteration
+        fields = [
+            "index",
+            "due_at",
+            "state",
+            "worker",
+            "started_at",
+            "finished_at",
+            "result",
+            "error",
+            "attempts",
+        ]
+
+    def _last(self, run: Iteration) -> Attempt | None:
+        attempts = list(run.attempts.all())
+        return attempts[-1] if attempts else None
+
+    def get_worker(self, run: Iteration) -> str | None:
+        last = self._last(run)
+        return last.worker_peer_id if last else None
+
+    def get_started_at(self, run: Iteration) -> str | None:
+        last = self._last(run)
+        if last is None or last.started_at is None:
+            return None
+        return serializers.DateTimeField().to_representation(last.started_at)
+
+
+class TaskDetailSerializer(TaskSerializer):
+    runs_detail = RunSerializer(source="iterations", many=True, read_only=True)
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "runs_detail"]
+
+    def to_representation(self, instance: Task) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["runs"] = data.pop("runs_detail")
+        data["run_count"] = instance.run_count
+        return data

@@ -1,0 +1,120 @@
+"""Tasks as rows: a task, its module (stored once per content hash), one row
+per scheduled run (iteration) and one row per try of a run on a worker
+(attempt). The schedule *is* these rows; the scheduler reads them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Module(models.Model):
+    """A WebAssembly module, stored once per content (two tasks with the
+    same bytes share it)."""
+
+    class Kind(models.TextChoices):
+        RUN = "run", "exports run(input, difficulty)"
+        WASI = "wasi", "WASI command (_start)"
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    wasm = models.BinaryField()
+    size = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.size} bytes, {self.kind})"
+
+
+class Task(models.Model):
+    """A job as the seed's form describes it."""
+
+    id = models.CharField(max_length=200, primary_key=True)
+    description = models.TextField(blank=True, default="")
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="tasks")
+    duration = models.FloatField(default=0, help_text="Time limit of one run, s (0: default)")
+    start = models.FloatField(default=0, help_text="Seconds after receipt before run 0")
+    delay = models.FloatField(default=0, help_text="Seconds between the starts of runs")
+    repeats = models.PositiveIntegerField(default=1, help_text="Number of runs (0 means 1)")
+    input = models.BigIntegerField(default=0)
+    difficulty = models.BigIntegerField(default=0)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def run_count(self) -> int:
+        return max(self.repeats, 1)
+
+
+class Iteration(models.Model):
+    """One scheduled run of a task: run k is due at receipt + start + k·delay."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        TIMED_OUT = "timed_out"
+        CANCELLED = "cancelled"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.TIMED_OUT, State.CANCELLED)
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="iterations")
+    index = models.PositiveIntegerField()
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    result = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "index"], name="iteration_unique_index"),
+        ]
+        indexes = [models.Index(fields=["state", "due_at"], name="iteration_state_due")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}#{self.index}"
+
+
+class Attempt(models.Model):
+    """One try of a run on one worker."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        TIMED_OUT = "timed_out"
+        LOST = "lost", "lost (worker went away)"
+
+    iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    worker = models.ForeignKey(
+        "cluster_app.WorkerNode",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="attempts",
+    )
+    worker_peer_id = models.CharField(max_length=80, blank=True, default="")
+    sent_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    result = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    exit_code = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["iteration_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["iteration", "number"], name="attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.iteration} try {self.number}"

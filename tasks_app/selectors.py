@@ -1,0 +1,73 @@
+"""Reads: what the API, the admin and the scheduler look at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Min, Q, QuerySet
+
+from tasks_app.exceptions import TaskNotFound
+from tasks_app.models import Iteration, Module, Task
+
+State = Iteration.State
+
+
+def task_list() -> QuerySet[Task]:
+    """Tasks with their progress counted from their runs."""
+    return Task.objects.annotate(
+        runs_total=Count("iterations"),
+        completions=Count("iterations", filter=Q(iterations__state=State.SUCCEEDED)),
+        runs_finished=Count("iterations", filter=Q(iterations__state__in=Iteration.FINAL_STATES)),
+        runs_failed=Count(
+            "iterations", filter=Q(iterations__state__in=[State.FAILED, State.TIMED_OUT])
+        ),
+        runs_running=Count("iterations", filter=Q(iterations__state=State.RUNNING)),
+        next_due_at=Min("iterations__due_at", filter=Q(iterations__state=State.PENDING)),
+    ).order_by("received_at", "id")
+
+
+def task_detail(task_id: str) -> Task:
+    """One task with its runs and their attempts."""
+    try:
+        return task_list().prefetch_related("iterations__attempts").get(pk=task_id)
+    except Task.DoesNotExist:
+        raise TaskNotFound(task_id) from None
+
+
+@dataclass(frozen=True)
+class DueRun:
+    """What the scheduler needs to fire one run."""
+
+    iteration_id: int
+    task_id: str
+    index: int
+    due_at: datetime
+    module_hash: str
+    input: int
+    difficulty: int
+    duration: float
+
+
+def due_runs(*, task_id: str | None = None) -> list[DueRun]:
+    """Runs waiting to be dispatched (all of them, or one task's)."""
+    runs = Iteration.objects.filter(state=State.PENDING).select_related("task")
+    if task_id is not None:
+        runs = runs.filter(task_id=task_id)
+    return [
+        DueRun(
+            iteration_id=it.pk,
+            task_id=it.task_id,
+            index=it.index,
+            due_at=it.due_at,
+            module_hash=it.task.module_id,
+            input=it.task.input,
+            difficulty=it.task.difficulty,
+            duration=it.task.duration,
+        )
+        for it in runs.order_by("due_at")
+    ]
+
+
+def module_bytes(sha256: str) -> bytes:
+    return bytes(Module.objects.values_list("wasm", flat=True).get(pk=sha256))

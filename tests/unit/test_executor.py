@@ -1,0 +1,255 @@
+"""The worker's WebAssembly executor: results, limits and faults, each ending in a RunOutcome."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from wasmtime import wat2wasm
+
+from workers.executor import TRUNCATED_MARKER, Executor, RunOutcome, RunRequest
+from workers.modules import module_hash
+
+REPO = Path(__file__).resolve().parents[2]
+HASH_WASM = REPO / "hash.wasm"
+HASH_CMD_WASM = REPO / "examples" / "hash" / "hash_cmd.wasm"
+MEMORY_LIMIT = 32 * 1024 * 1024
+PAGE = 64 * 1024
+
+UNREACHABLE = '(module (func (export "run") (param i64 i64) (result i64) unreachable))'
+INFINITE_LOOP = """
+(module (func (export "run") (param i64 i64) (result i64) (loop (br 0)) (i64.const 0)))
+"""
+DEEP_RECURSION = """
+(module (func $f (export "run") (param i64 i64) (result i64)
+  (i64.add (call $f (local.get 0) (local.get 1)) (i64.const 1))))
+"""
+# Grows one page at a time until memory.grow fails, then reports the pages it got.
+GROW_UNTIL_REFUSED = """
+(module (memory 1)
+  (func (export "run") (param i32 i32) (result i32)
+    (loop (br_if 0 (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+    (memory.size)))
+"""
+# Grows until refused, then traps: the shape of a module that assumes malloc succeeds.
+GROW_THEN_TRAP = """
+(module (memory 1)
+  (func (export "run") (param i32 i32) (result i32)
+    (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    unreachable))
+"""
+IDENTITY_I32 = '(module (func (export "run") (param i32 i32) (result i32) (local.get 0)))'
+IDENTITY_I64 = '(module (func (export "run") (param i64 i64) (result i64) (local.get 0)))'
+HUGE_STDOUT = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $i i32)
+    (i32.store (i32.const 0) (i32.const 16))    ;; iovec.buf
+    (i32.store (i32.const 4) (i32.const 1024))  ;; iovec.len
+    (memory.fill (i32.const 16) (i32.const 120) (i32.const 1024))
+    (loop
+      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if 0 (i32.lt_u (local.get $i) (i32.const 1024))))))
+"""
+EXIT_3_WITH_STDERR = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "boom: bad input\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 16))
+    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $exit (i32.const 3))))
+"""
+
+
+@pytest.fixture
+def executor() -> Iterator[Executor]:
+    ex = Executor(concurrency=2, memory_limit=MEMORY_LIMIT, output_limit=4096,
+                  default_time_limit=10.0)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+@pytest.fixture(scope="session")
+def hash_cmd_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    if HASH_CMD_WASM.exists():
+        return HASH_CMD_WASM.read_bytes()
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run([sys.executable, str(REPO / "examples" / "build.py"), "--out-dir", str(out)],
+                   check=True, timeout=300)
+    return (out / "hash_cmd.wasm").read_bytes()
+
+
+def request(wasm: bytes, input: int = 0, difficulty: int = 0, *, time_limit: float = 0.0,
+            task_id: str = "task-1") -> RunRequest:
+    return RunRequest(task_id=task_id, module_hash=module_hash(wasm), wasm=wasm, input=input,
+                      difficulty=difficulty, time_limit=time_limit)
+
+
+def run_wat(executor: Executor, wat: str, *args: int, time_limit: float = 0.0) -> RunOutcome:
+    return executor.execute(request(wat2wasm(wat), *args, time_limit=time_limit))
+
+
+@pytest.mark.parametrize(("difficulty", "expected"), [(3, "2832"), (5, "610536")])
+def test_hash_wasm_solves_the_puzzle(executor: Executor, difficulty: int, expected: str) -> None:
+    outcome = executor.execute(request(HASH_WASM.read_bytes(), 0, difficulty))
+    assert (outcome.state, outcome.result, outcome.error) == ("succeeded", expected, "")
+    assert outcome.exit_code is None
+    assert outcome.started_at <= outcome.finished_at
+
+
+def test_wasi_command_prints_result_and_records_exit_code(
+    executor: Executor, hash_cmd_wasm: bytes
+) -> None:
+    outcome = executor.execute(request(hash_cmd_wasm, 0, 3))
+    assert (outcome.state, outcome.result, outcome.exit_code) == ("succeeded", "2832\n", 0)
+
+
+def test_trap_fails_with_message_and_executor_keeps_working(executor: Executor) -> None:
+    outcome = run_wat(executor, UNREACHABLE, 1, 2)
+    assert outcome.state == "failed"
+    assert "unreachable" in outcome.error
+    assert "backtrace" not in outcome.error
+    after = executor.execute(request(HASH_WASM.read_bytes(), 0, 3))
+    assert (after.state, after.result) == ("succeeded", "2832")
+
+
+def test_infinite_loop_times_out_at_its_limit(executor: Executor) -> None:
+    outcome = run_wat(executor, INFINITE_LOOP, 0, 0, time_limit=0.3)
+    assert outcome.state == "timed_out"
+    assert outcome.error == "time limit of 0.3 s exceeded"
+    assert 0.25 <= outcome.finished_at - outcome.started_at < 2.0
+
+
+def test_memory_growth_is_capped_at_the_memory_limit(executor: Executor) -> None:
+    outcome = run_wat(executor, GROW_UNTIL_REFUSED, 0, 0)
+    assert outcome.state == "succeeded"
+    assert int(outcome.result) == MEMORY_LIMIT // PAGE
+
+
+def test_memory_bomb_fails_while_a_concurrent_run_succeeds(executor: Executor) -> None:
+    async def both() -> list[RunOutcome]:
+        return await asyncio.gather(
+            executor.run(request(wat2wasm(GROW_THEN_TRAP), task_id="bomb")),
+            executor.run(request(HASH_WASM.read_bytes(), 0, 4, task_id="good")),
+        )
+
+    bomb, good = asyncio.run(both())
+    assert bomb.state == "failed" and "unreachable" in bomb.error
+    assert (good.state, good.result) == ("succeeded", "69732")
+
+
+def test_module_needing_more_memory_than_the_limit_fails(executor: Executor) -> None:
+    wat = '(module (memory 1024) (func (export "run") (param i32 i32) (result i32) (i32.const 0)))'
+    outcome = run_wat(executor, wat, 0, 0)
+    assert outcome.state == "failed"
+    assert "memory" in outcome.error
+
+
+def test_deep_recursion_fails_with_stack_overflow(executor: Executor) -> None:
+    outcome = run_wat(executor, DEEP_RECURSION, 0, 0)
+    assert outcome.state == "failed"
+    assert outcome.error == "stack overflow (wasm trap: call stack exhausted)"
+
+
+def test_huge_stdout_is_bounded_to_output_limit(executor: Executor) -> None:
+    outcome = run_wat(executor, HUGE_STDOUT, 0, 0)
+    assert outcome.state == "succeeded" and outcome.exit_code == 0
+    assert outcome.result == "x" * 4096 + TRUNCATED_MARKER
+
+
+def test_wasi_nonzero_exit_fails_with_exit_code_and_stderr(executor: Executor) -> None:
+    outcome = run_wat(executor, EXIT_3_WITH_STDERR, 0, 0)
+    assert (outcome.state, outcome.exit_code, outcome.result) == ("failed", 3, "")
+    assert outcome.error.startswith("exit code 3")
+    assert "boom: bad input" in outcome.error
+
+
+def test_i32_result_is_read_as_unsigned(executor: Executor) -> None:
+    assert run_wat(executor, IDENTITY_I32, -5, 0).result == str(2**32 - 5)
+
+
+def test_i64_result_is_read_as_unsigned(executor: Executor) -> None:
+    assert run_wat(executor, IDENTITY_I64, -1, 0).result == str(2**64 - 1)
+
+
+def test_arguments_wrap_to_the_parameter_width(executor: Executor) -> None:
+    assert run_wat(executor, IDENTITY_I32, 2**32 + 7, 0).result == "7"
+    assert run_wat(executor, IDENTITY_I64, 2**64 + 7, 0).result == "7"
+
+
+def test_same_module_is_compiled_once(executor: Executor) -> None:
+    wasm = HASH_WASM.read_bytes()
+    assert not executor.has_module(module_hash(wasm))
+    first = executor.execute(request(wasm, 0, 3))
+    second = executor.execute(request(wasm, 0, 3))
+    assert first.result == second.result == "2832"
+    assert executor.compiled_count == 1
+    assert executor.has_module(module_hash(wasm))
+
+
+def test_cached_module_runs_without_bytes(executor: Executor) -> None:
+    wasm = HASH_WASM.read_bytes()
+    executor.execute(request(wasm, 0, 3))
+    cached = RunRequest(task_id="t", module_hash=module_hash(wasm), wasm=b"", input=0,
+                        difficulty=3, time_limit=0)
+    assert executor.execute(cached).result == "2832"
+    unknown = RunRequest(task_id="t", module_hash="0" * 64, wasm=b"", input=0, difficulty=3,
+                         time_limit=0)
+    outcome = executor.execute(unknown)
+    assert outcome.state == "failed" and "not cached" in outcome.error
+
+
+def test_cache_evicts_least_recently_used() -> None:
+    modules = [wat2wasm(IDENTITY_I32.replace("local.get 0", f"i32.const {i}")) for i in range(3)]
+    with Executor(concurrency=1, cache_size=2) as ex:
+        for wasm in modules:
+            ex.execute(request(wasm))
+        assert [ex.has_module(module_hash(w)) for w in modules] == [False, True, True]
+
+
+def test_hash_mismatch_fails_without_running(executor: Executor) -> None:
+    wasm = HASH_WASM.read_bytes()
+    outcome = executor.execute(RunRequest(task_id="t", module_hash="f" * 64, wasm=wasm, input=0,
+                                          difficulty=3, time_limit=0))
+    assert outcome.state == "failed"
+    assert "do not match" in outcome.error
+    assert executor.compiled_count == 0
+
+
+def test_invalid_module_fails_with_reason(executor: Executor) -> None:
+    outcome = executor.execute(request(b"not wasm at all"))
+    assert (outcome.state, outcome.error) == ("failed", "not a WebAssembly module (bad magic)")
+    no_export = executor.execute(request(wat2wasm("(module)")))
+    assert no_export.state == "failed" and "neither run" in no_export.error
+
+
+def test_two_runs_on_two_slots_overlap_in_time() -> None:
+    wasm = HASH_WASM.read_bytes()
+
+    async def both(ex: Executor) -> list[RunOutcome]:
+        return await asyncio.gather(ex.run(request(wasm, 0, 5, task_id="a")),
+                                    ex.run(request(wasm, 1, 5, task_id="b")))
+
+    with Executor(concurrency=2) as ex:
+        ex.execute(request(wasm, 0, 1))  # compile outside the measured runs
+        a, b = asyncio.run(both(ex))
+    assert a.state == b.state == "succeeded"
+    assert max(a.started_at, b.started_at) < min(a.finished_at, b.finished_at)
+
+
+def test_close_is_idempotent() -> None:
+    ex = Executor(concurrency=1)
+    ex.close()
+    ex.close()

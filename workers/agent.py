@@ -1,0 +1,206 @@
+"""The worker node: finds the gateway, offers its Worker capability into
+the gateway's channel, runs what it is assigned, and starts over when the
+gateway goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import schema
+from cluster_app.discovery import find_peer
+from cluster_app.host import WORKERS_CHANNEL
+from cluster_app.identity import Identity
+from cluster_app.multiaddr import Multiaddr, MultiaddrError, parse_multiaddr
+from cluster_app.rpc import ClientConnection
+from workers.executor import Executor, RunOutcome, RunRequest
+from workers.modules import module_hash
+
+log = logging.getLogger("ww.worker")
+
+_STATES = {"succeeded": "succeeded", "failed": "failed", "timed_out": "timedOut"}
+
+
+class WrongPeer(Exception):
+    """The gateway we reached is not the one we were told to dial."""
+
+
+class WorkerServer(schema.worker.Worker.Server):
+    """The Worker capability: what the gateway calls."""
+
+    def __init__(self, executor: Executor, *, peer_id: str, concurrency: int) -> None:
+        self._executor = executor
+        self._peer_id = peer_id
+        self._concurrency = concurrency
+        self.in_flight = 0
+
+    async def assign(self, wasm: bytes, input: int, difficulty: int, _context: Any, **kw: Any) -> str:
+        wasm = bytes(wasm)
+        request = RunRequest(
+            task_id="assign",
+            module_hash=module_hash(wasm),
+            wasm=wasm,
+            input=input,
+            difficulty=difficulty,
+            time_limit=0,
+        )
+        outcome = await self._run(request)
+        return outcome.result if outcome.state == "succeeded" else f"error: {outcome.error}"
+
+    async def info(self, _context: Any, **kw: Any) -> None:
+        _context.results.info.peer = self._peer_id
+        _context.results.info.concurrency = self._concurrency
+
+    async def execute(self, job: Any, _context: Any, **kw: Any) -> None:
+        request = RunRequest(
+            task_id=str(job.taskId),
+            module_hash=str(job.moduleHash),
+            wasm=bytes(job.wasm),
+            input=int(job.input),
+            difficulty=int(job.difficulty),
+            time_limit=job.timeLimitMs / 1000.0,
+        )
+        outcome = await self._run(request)
+        result = _context.results.outcome
+        result.state = _STATES[outcome.state]
+        result.result = outcome.result
+        result.error = outcome.error
+        result.hasExitCode = outcome.exit_code is not None
+        result.exitCode = outcome.exit_code or 0
+        result.startedAtNs = int(outcome.started_at * 1e9)
+        result.finishedAtNs = int(outcome.finished_at * 1e9)
+
+    async def ping(self, _context: Any, **kw: Any) -> None:
+        return None
+
+    async def _run(self, request: RunRequest) -> RunOutcome:
+        self.in_flight += 1
+        try:
+            outcome = await self._executor.run(request)
+        finally:
+            self.in_flight -= 1
+        log.info(
+            "task %s: %s in %.3f s%s",
+            request.task_id,
+            outcome.state,
+            outcome.finished_at - outcome.started_at,
+            f" ({outcome.error})" if outcome.error else "",
+        )
+        return outcome
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    identity: Identity
+    namespace: str
+    dial: str | None  # the gateway's peer ID; None: the first gateway found
+    addrs: tuple[Multiaddr, ...]  # static bootstrap; empty: discover by multicast
+    discover: Multiaddr
+    concurrency: int
+    survey_interval: float = 0.25
+    ping_interval: float = 2.0
+    ping_timeout: float = 5.0
+    max_backoff: float = 5.0
+
+
+class WorkerAgent:
+    def __init__(self, config: WorkerConfig, executor: Executor) -> None:
+        self.config = config
+        self.executor = executor
+        self.peer_id = config.identity.peer_id
+
+    async def run(self) -> None:
+        """Serve gateways until cancelled, reconnecting with backoff."""
+        backoff = 0.25
+        while True:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except WrongPeer as exc:
+                log.error("%s", exc)
+            except Exception as exc:  # noqa: BLE001 - any failure: start over
+                log.warning("gateway connection ended: %s", _first_line(exc))
+            if time.monotonic() - started > 10:
+                backoff = 0.25  # that session went well; retry quickly
+            log.info("reconnecting in %.2f s", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.config.max_backoff)
+
+    async def _session(self) -> None:
+        connection = await self._connect()
+        try:
+            await self._offer_and_serve(connection)
+        finally:
+            connection.close()
+
+    async def _connect(self) -> ClientConnection:
+        if self.config.addrs:
+            candidates = list(self.config.addrs)
+        else:
+            log.info("surveying %s for %s", self.config.discover, self.config.dial or "a gateway")
+            peer, addrs = await find_peer(
+                identity=self.config.identity,
+                namespace=self.config.namespace,
+                group=self.config.discover,
+                target=self.config.dial,
+                interval=self.config.survey_interval,
+            )
+            log.info("found %s at %s", peer, ", ".join(addrs))
+            candidates = []
+            for text in addrs:
+                with contextlib.suppress(MultiaddrError):
+                    candidates.append(parse_multiaddr(text))
+        errors = []
+        for addr in candidates:
+            if addr.transport != "tcp":
+                continue
+            try:
+                return await ClientConnection.dial(addr)
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{addr}: {exc}")
+        raise ConnectionError("no address answered: " + ("; ".join(errors) or "none given"))
+
+    async def _offer_and_serve(self, connection: ClientConnection) -> None:
+        host = connection.host
+        gateway = str((await asyncio.wait_for(host.peer(), self.config.ping_timeout)).id)
+        if self.config.dial and gateway != self.config.dial:
+            raise WrongPeer(
+                f"{connection.address} says it is {gateway}, not {self.config.dial}; not joining"
+            )
+        sender = (await host.channel(WORKERS_CHANNEL)).sender
+        server = WorkerServer(
+            self.executor, peer_id=self.peer_id, concurrency=self.config.concurrency
+        )
+        # Synchronous channel: this returns once the gateway has taken us.
+        await sender.send(value={"worker": server})
+        log.info("joined gateway %s at %s as %s", gateway, connection.address, self.peer_id)
+        sys_print(f"worker {self.peer_id} joined {gateway}")
+        closed = asyncio.ensure_future(connection.wait_closed())
+        try:
+            while True:
+                done, _ = await asyncio.wait({closed}, timeout=self.config.ping_interval)
+                if done:
+                    raise ConnectionError("gateway closed the connection")
+                await asyncio.wait_for(host.peer(), self.config.ping_timeout)
+        finally:
+            closed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await closed
+
+
+def sys_print(line: str) -> None:
+    import sys
+
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,113 @@
+"""`python manage.py runworker --dial PEERID`: a worker node.
+
+Overrides Channels' own runworker: this one joins the cluster and executes
+WebAssembly modules the gateway assigns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import capnp
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from cluster_app.identity import Identity, InvalidPeerID, public_key_from_peer_id
+from cluster_app.multiaddr import MultiaddrError, parse_multiaddr, parse_multiaddrs
+from workers.agent import WorkerAgent, WorkerConfig
+from workers.executor import Executor
+from wwproject.cli import add_cluster_options, configure_logging
+
+log = logging.getLogger("ww.worker")
+
+
+class Command(BaseCommand):
+    help = "Run a worker: find the gateway, offer this node to it, execute assigned modules."
+
+    def add_arguments(self, parser: Any) -> None:
+        add_cluster_options(parser)
+        parser.add_argument(
+            "--dial",
+            default=os.environ.get("WW_DIAL", ""),
+            help="peer ID of the gateway to join (env WW_DIAL)",
+        )
+        parser.add_argument(
+            "--addr",
+            default=settings.WW_ADDR,
+            help="static bootstrap multiaddrs; skips discovery (env WW_ADDR)",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="modules run at once (default: CPU count, %(default)s)",
+        )
+        parser.add_argument(
+            "--identity-file",
+            default="",
+            help="keep this worker's key here (default: a new key each start)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["log_level"])
+        dial = options["dial"].strip() or None
+        if dial is not None:
+            try:
+                public_key_from_peer_id(dial)
+            except InvalidPeerID as exc:
+                raise CommandError(f"--dial: {exc}") from None
+        try:
+            addrs = tuple(parse_multiaddrs(options["addr"])) if options["addr"] else ()
+            discover = parse_multiaddr(options["discover"])
+        except MultiaddrError as exc:
+            raise CommandError(str(exc)) from None
+        if options["concurrency"] < 1:
+            raise CommandError("--concurrency must be at least 1")
+        identity = (
+            Identity.load_or_create(options["identity_file"])
+            if options["identity_file"]
+            else Identity.generate()
+        )
+        sys.stdout.write(f"worker {identity.peer_id}\n")
+        sys.stdout.flush()
+        config = WorkerConfig(
+            identity=identity,
+            namespace=options["ns"],
+            dial=dial,
+            addrs=addrs,
+            discover=discover,
+            concurrency=options["concurrency"],
+        )
+        asyncio.run(_main(config))
+
+
+async def _main(config: WorkerConfig) -> None:
+    executor = Executor(
+        concurrency=config.concurrency,
+        memory_limit=settings.WW_RUN_MEMORY_BYTES,
+        output_limit=settings.WW_RUN_OUTPUT_BYTES,
+        default_time_limit=settings.WW_DEFAULT_DURATION,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with capnp.kj_loop():
+            agent = asyncio.create_task(
+                WorkerAgent(config, executor).run(), name="worker-agent"
+            )
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (agent, stopping):
+                task.cancel()
+            await asyncio.gather(agent, stopping, return_exceptions=True)
+            if agent.done() and not agent.cancelled() and agent.exception() is not None:
+                log.error("worker failed", exc_info=agent.exception())
+    finally:
+        executor.close()
+    log.info("worker %s stopped", config.identity.peer_id)

@@ -1,0 +1,22 @@
+"""ASGI entry point: HTTP (REST, admin) through Django, behind a request
+size limit that answers 413 before reading an oversized body."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wwproject.settings")
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from wwproject.limits import BodySizeLimit  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": BodySizeLimit(django_application, limit=settings.WW_MODULE_MAX_BYTES + 1024 * 1024),
+    }
+)

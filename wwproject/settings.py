@@ -1,0 +1,203 @@
+"""Settings for ww-scheduler.
+
+Every knob comes from an environment variable with a safe embedded default,
+and is read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw.strip() else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+# Where a node keeps its state: the SQLite database, its identity key, the
+# admin password made by `make run`.
+STATE_DIR = Path(os.environ.get("WW_STATE_DIR", BASE_DIR / "var")).resolve()
+STATE_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    if key := os.environ.get("DJANGO_SECRET_KEY"):
+        return key
+    path = STATE_DIR / "secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # Our apps come before channels: `runworker` is ours (Django gives a
+    # command name to the first app in this list that has it).
+    "tasks_app",
+    "cluster_app",
+    "workers",
+    "rest_framework",
+    "channels",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "wwproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "wwproject.wsgi.application"
+ASGI_APPLICATION = "wwproject.asgi.application"
+
+# The embedded default is SQLite in WAL mode next to the project;
+# DATABASE_URL (postgres://...) is the scale-out configuration.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": (
+            "PRAGMA journal_mode=WAL;"
+            "PRAGMA synchronous=NORMAL;"
+            "PRAGMA busy_timeout=30000;"
+            "PRAGMA foreign_keys=ON;"
+        ),
+    }
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if redis_url := os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url]},
+        }
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.JSONParser",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "tasks_app.api.errors.exception_handler",
+}
+
+# --- ww-scheduler ---------------------------------------------------------
+
+# Cluster namespace and addresses (the seed's flags; the commands' options
+# override these).
+WW_NS = os.environ.get("WW_NS", "ww")
+WW_DISCOVER = os.environ.get("WW_DISCOVER", "/ip4/228.8.8.8/udp/8822/multicast/lo")
+WW_LISTEN = os.environ.get("WW_LISTEN", "/ip4/127.0.0.1/tcp/0")
+WW_ADDR = os.environ.get("WW_ADDR", "")
+WW_HTTP = os.environ.get("WW_HTTP", "127.0.0.1:8080")
+WW_IDENTITY_FILE = Path(os.environ.get("WW_IDENTITY_FILE", STATE_DIR / "identity.key"))
+
+# Uploads and runs.
+WW_MODULE_MAX_BYTES = _env_int("WW_MODULE_MAX_BYTES", 16 * 1024 * 1024)
+WW_DEFAULT_DURATION = _env_float("WW_DEFAULT_DURATION", 60.0)
+WW_MAX_DURATION = _env_float("WW_MAX_DURATION", 24 * 3600.0)
+WW_MAX_REPEATS = _env_int("WW_MAX_REPEATS", 100_000)
+WW_MAX_OFFSET = _env_float("WW_MAX_OFFSET", 366 * 24 * 3600.0)
+WW_RUN_MEMORY_BYTES = _env_int("WW_RUN_MEMORY_BYTES", 256 * 1024 * 1024)
+WW_RUN_OUTPUT_BYTES = _env_int("WW_RUN_OUTPUT_BYTES", 64 * 1024)
+
+# Large enough for a module plus the form; the API answers 413 past it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = WW_MODULE_MAX_BYTES + 1024 * 1024
+
+LOG_LEVEL = os.environ.get("WW_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "line"},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "ww": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
+        "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
+    },
+}
+WW_MAX_ATTEMPTS = _env_int("WW_MAX_ATTEMPTS", 3)
