@@ -205,7 +205,9 @@ class Executor:
 
     def execute(self, request: RunRequest) -> RunOutcome:
         started_at = time.time()
-        limit = request.time_limit if request.time_limit > 0 else self.default_time_limit
+        limit = request.time_limit
+        if not (math.isfinite(limit) and limit > 0):
+            limit = self.default_time_limit
         exit_code: int | None = None
         result = ""
         try:
@@ -248,12 +250,22 @@ class Executor:
         # WASI is defined (with nothing granted) so that modules built against
         # wasi-libc still instantiate.
         store.set_wasi(wasmtime.WasiConfig())
-        run = self._instantiate(store, compiled, limit).exports(store)["run"]
+        try:
+            instance = self._instantiate(store, compiled, limit)
+        except _ExitCode as exc:
+            raise _RunFailed(f"module exited with code {exc.code} while starting",
+                             exit_code=exc.code) from exc
+        run = instance.exports(store)["run"]
         assert isinstance(run, wasmtime.Func)
         functype = run.type(store)
         input_type, difficulty_type = functype.params
         args = (_to_val(input_type, request.input), _to_val(difficulty_type, request.difficulty))
-        value = self._guarded(lambda: run(store, *args), limit)
+        try:
+            value = self._guarded(lambda: run(store, *args), limit)
+        except _ExitCode as exc:
+            # wasi-libc's exit() inside run(): there is no return value to report.
+            raise _RunFailed(f"run exited with code {exc.code} instead of returning",
+                             exit_code=exc.code) from exc
         bits = 32 if str(functype.results[0]) == "i32" else 64
         return str(int(value) & ((1 << bits) - 1))
 

@@ -176,6 +176,25 @@ def test_wasi_nonzero_exit_fails_with_exit_code_and_stderr(executor: Executor) -
     assert "boom: bad input" in outcome.error
 
 
+def test_run_that_calls_proc_exit_fails_with_exit_code(executor: Executor) -> None:
+    wat = """
+    (module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "run") (param i64 i64) (result i64) (call $exit (i32.const 7)) (i64.const 0)))
+    """
+    outcome = run_wat(executor, wat, 0, 0)
+    assert (outcome.state, outcome.exit_code) == ("failed", 7)
+    assert "exited with code 7" in outcome.error
+
+
+@pytest.mark.parametrize("time_limit", [0.0, -1.0, float("inf"), float("nan")])
+def test_unusable_time_limit_means_the_default(time_limit: float) -> None:
+    with Executor(concurrency=1, default_time_limit=0.2) as ex:
+        outcome = run_wat(ex, INFINITE_LOOP, 0, 0, time_limit=time_limit)
+    assert (outcome.state, outcome.error) == ("timed_out", "time limit of 0.2 s exceeded")
+
+
 def test_i32_result_is_read_as_unsigned(executor: Executor) -> None:
     assert run_wat(executor, IDENTITY_I32, -5, 0).result == str(2**32 - 5)
 
