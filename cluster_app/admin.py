@@ -20,7 +20,7 @@ class WorkerNodeAdmin(admin.ModelAdmin):
     ]
     list_filter = ["connected"]
     search_fields = ["peer_id", "address"]
-    readonly_fields = list_display + ["first_seen"]
+    readonly_fields = [*list_display, "first_seen"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # workers register themselves by joining

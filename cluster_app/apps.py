@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class ClusterAppConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'cluster_app'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "cluster_app"

@@ -16,7 +16,6 @@ import logging
 import signal as signals_module
 import sys
 from collections.abc import Iterable
-from typing import Any
 
 import capnp
 import daphne.server

@@ -46,7 +46,12 @@ class ChannelSender(schema.channel.Sender.Server):
 
 class HostServer(schema.host.Host.Server):
     def __init__(
-        self, *, peer_id: str, channels: dict[str, SyncChannel[Offer]], connection: int, address: str
+        self,
+        *,
+        peer_id: str,
+        channels: dict[str, SyncChannel[Offer]],
+        connection: int,
+        address: str,
     ) -> None:
         self._peer_id = peer_id
         self._channels = channels

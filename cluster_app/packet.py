@@ -220,5 +220,9 @@ def _check_text(what: str, text: object, limit: int) -> None:
 
 def _reason(exc: BaseException) -> str:
     # KjException text carries a native stack trace; keep the human part only.
-    text = getattr(exc, "description", None) or str(exc) or type(exc).__name__
-    return str(text).split("\nstack:")[0].strip().splitlines()[0][:200]
+    text = str(getattr(exc, "description", None) or exc or type(exc).__name__)
+    text = text.split("\nstack:")[0].strip().splitlines()[0]
+    # "expected n >= minBytes [0 >= 8]; Premature EOF": the part after ";" is the reason.
+    if text.startswith("expected ") and "; " in text:
+        text = text.split("; ", 1)[1]
+    return text[:200]

@@ -19,5 +19,5 @@ def task_submitted(task_id: str) -> None:
         return
     try:
         async_to_sync(layer.send)(GATEWAY_CHANNEL, {"type": "task.submitted", "task": task_id})
-    except Exception:  # noqa: BLE001 - the gateway also loads due runs when it starts
+    except Exception:
         log.exception("could not notify the scheduler of task %s", task_id)

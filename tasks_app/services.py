@@ -200,4 +200,3 @@ def recover_interrupted_runs() -> int:
             outcome=Outcome.LOST, error="gateway restarted", finished_at=now
         )
         return Iteration.objects.filter(state=State.RUNNING).update(state=State.PENDING)
-

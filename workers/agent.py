@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,9 @@ class WorkerServer(schema.worker.Worker.Server):
         self._concurrency = concurrency
         self.in_flight = 0
 
-    async def assign(self, wasm: bytes, input: int, difficulty: int, _context: Any, **kw: Any) -> str:
+    async def assign(
+        self, wasm: bytes, input: int, difficulty: int, _context: Any, **kw: Any
+    ) -> str:
         wasm = bytes(wasm)
         request = RunRequest(
             task_id="assign",
@@ -180,7 +183,7 @@ class WorkerAgent:
         # Synchronous channel: this returns once the gateway has taken us.
         await sender.send(value={"worker": server})
         log.info("joined gateway %s at %s as %s", gateway, connection.address, self.peer_id)
-        sys_print(f"worker {self.peer_id} joined {gateway}")
+        _say(f"worker {self.peer_id} joined {gateway}")
         closed = asyncio.ensure_future(connection.wait_closed())
         try:
             while True:
@@ -194,9 +197,8 @@ class WorkerAgent:
                 await closed
 
 
-def sys_print(line: str) -> None:
-    import sys
-
+def _say(line: str) -> None:
+    """A line on stdout for people and scripts (joins and leaves)."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 

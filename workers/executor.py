@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -45,7 +43,7 @@ INSTANCES_LIMIT = 4
 TABLES_LIMIT = 4
 MEMORIES_LIMIT = 4
 ERROR_LIMIT = 500  # characters of a trap message kept in RunOutcome.error
-STDERR_TAIL = 1024  # bytes of stderr kept in the error of a failed WASI command
+STDERR_TAIL = 1024  # last bytes of stderr kept in the error of a failed WASI command
 TRUNCATED_MARKER = "…[truncated]"
 
 
@@ -209,7 +207,6 @@ class Executor:
         if not (math.isfinite(limit) and limit > 0):
             limit = self.default_time_limit
         exit_code: int | None = None
-        result = ""
         try:
             if request.wasm and module_hash(request.wasm) != request.module_hash:
                 raise _RunFailed(f"module bytes do not match module hash {request.module_hash}")
@@ -251,20 +248,16 @@ class Executor:
         # wasi-libc still instantiate.
         store.set_wasi(wasmtime.WasiConfig())
         try:
-            instance = self._instantiate(store, compiled, limit)
-        except _ExitCode as exc:
-            raise _RunFailed(f"module exited with code {exc.code} while starting",
-                             exit_code=exc.code) from exc
-        run = instance.exports(store)["run"]
-        assert isinstance(run, wasmtime.Func)
-        functype = run.type(store)
-        input_type, difficulty_type = functype.params
-        args = (_to_val(input_type, request.input), _to_val(difficulty_type, request.difficulty))
-        try:
+            run = self._instantiate(store, compiled, limit).exports(store)["run"]
+            assert isinstance(run, wasmtime.Func)
+            functype = run.type(store)
+            input_type, difficulty_type = functype.params
+            args = (_to_val(input_type, request.input),
+                    _to_val(difficulty_type, request.difficulty))
             value = self._guarded(lambda: run(store, *args), limit)
         except _ExitCode as exc:
-            # wasi-libc's exit() inside run(): there is no return value to report.
-            raise _RunFailed(f"run exited with code {exc.code} instead of returning",
+            # e.g. wasi-libc's exit() inside run(): there is no return value to report.
+            raise _RunFailed(f"module exited with code {exc.code} instead of returning from run",
                              exit_code=exc.code) from exc
         bits = 32 if str(functype.results[0]) == "i32" else 64
         return str(int(value) & ((1 << bits) - 1))
@@ -272,33 +265,32 @@ class Executor:
     def _call_start(
         self, store: wasmtime.Store, compiled: _Compiled, request: RunRequest, limit: float
     ) -> tuple[int, str]:
-        with tempfile.TemporaryDirectory(prefix="ww-run-") as tmp:
-            stdout_path = os.path.join(tmp, "stdout")
-            stderr_path = os.path.join(tmp, "stderr")
-            wasi = wasmtime.WasiConfig()
-            wasi.argv = [request.task_id, str(request.input), str(request.difficulty)]
-            wasi.stdout_file = stdout_path
-            wasi.stderr_file = stderr_path
-            store.set_wasi(wasi)
-            exit_code = 0
-            try:
-                start = self._instantiate(store, compiled, limit).exports(store)["_start"]
-                assert isinstance(start, wasmtime.Func)
-                self._guarded(lambda: start(store), limit)
-            except _ExitCode as exc:
-                exit_code = exc.code
-            except _RunFailed as exc:
-                # Keep what the module printed before it trapped or timed out.
-                exc.result = self._read_stdout(stdout_path)
-                raise
-            # Limitation: wasmtime writes stdout straight to the file, so a module
-            # printing without end fills the temp file until its time limit; only
-            # the first output_limit bytes are ever read back.
-            stdout = self._read_stdout(stdout_path)
-            if exit_code != 0:
-                raise _RunFailed(f"exit code {exit_code}{_stderr_tail(stderr_path)}",
-                                 result=stdout, exit_code=exit_code)
-            return exit_code, stdout
+        # Output goes to bounded in-memory sinks rather than files: a module that
+        # prints without end keeps running until its time limit but can neither
+        # fill the worker's disk nor its memory.
+        stdout = _Sink(self.output_limit, keep="head")
+        stderr = _Sink(STDERR_TAIL, keep="tail")
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [request.task_id, str(request.input), str(request.difficulty)]
+        wasi.stdout_custom = stdout.write
+        wasi.stderr_custom = stderr.write
+        store.set_wasi(wasi)
+        exit_code = 0
+        try:
+            start = self._instantiate(store, compiled, limit).exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            self._guarded(lambda: start(store), limit)
+        except _ExitCode as exc:
+            exit_code = exc.code
+        except _RunFailed as exc:
+            # Keep what the module printed before it trapped or timed out.
+            exc.result = stdout.text()
+            raise
+        if exit_code != 0:
+            tail = stderr.text().strip()
+            raise _RunFailed(f"exit code {exit_code}" + (f"; stderr: {tail}" if tail else ""),
+                             result=stdout.text(), exit_code=exit_code)
+        return exit_code, stdout.text()
 
     def _instantiate(
         self, store: wasmtime.Store, compiled: _Compiled, limit: float
@@ -321,8 +313,32 @@ class Executor:
         except wasmtime.WasmtimeError as exc:
             raise _RunFailed(_summary(str(exc))) from exc
 
-    def _read_stdout(self, path: str) -> str:
-        return _read_bounded(path, self.output_limit)
+
+class _Sink:
+    """A WASI output stream kept in memory, bounded: its first or last ``limit`` bytes."""
+
+    def __init__(self, limit: int, keep: Literal["head", "tail"]) -> None:
+        self.limit = limit
+        self.keep = keep
+        self.data = bytearray()
+        self.total = 0
+
+    def write(self, chunk: bytes) -> int:
+        # Called by wasmtime on the run's thread. Always report the whole chunk as
+        # written, so the module sees an ordinary stream (like a pipe into `head`
+        # that never closes) rather than an error it might turn into an exit code.
+        self.total += len(chunk)
+        if self.keep == "head":
+            self.data += chunk[: max(0, self.limit - len(self.data))]
+        else:
+            self.data = (self.data + chunk)[-self.limit :]
+        return len(chunk)
+
+    def text(self) -> str:
+        text = bytes(self.data).decode("utf-8", errors="replace")
+        if self.total <= self.limit:
+            return text
+        return text + TRUNCATED_MARKER if self.keep == "head" else "…" + text
 
 
 class _ExitCode(Exception):
@@ -343,28 +359,3 @@ def _summary(message: str) -> str:
     lines = [line.strip() for line in (cause or message).strip().splitlines() if line.strip()]
     text = lines[0] if lines else "unknown error"
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"
-
-
-def _read_bounded(path: str, limit: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        return ""
-    if len(data) > limit:
-        return data[:limit].decode("utf-8", errors="replace") + TRUNCATED_MARKER
-    return data.decode("utf-8", errors="replace")
-
-
-def _stderr_tail(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - STDERR_TAIL))
-            tail = f.read().decode("utf-8", errors="replace").strip()
-    except FileNotFoundError:
-        return ""
-    if not tail:
-        return ""
-    return f"; stderr: {'…' if size > STDERR_TAIL else ''}{tail}"

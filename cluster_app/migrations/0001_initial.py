@@ -4,29 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WorkerNode',
+            name="WorkerNode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('peer_id', models.CharField(max_length=80, unique=True)),
-                ('address', models.CharField(blank=True, default='', max_length=100)),
-                ('concurrency', models.PositiveIntegerField(default=1)),
-                ('in_flight', models.PositiveIntegerField(default=0)),
-                ('completed', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('connected', models.BooleanField(default=False)),
-                ('first_seen', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("peer_id", models.CharField(max_length=80, unique=True)),
+                ("address", models.CharField(blank=True, default="", max_length=100)),
+                ("concurrency", models.PositiveIntegerField(default=1)),
+                ("in_flight", models.PositiveIntegerField(default=0)),
+                ("completed", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("connected", models.BooleanField(default=False)),
+                ("first_seen", models.DateTimeField(auto_now_add=True)),
+                ("last_seen", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-connected', 'peer_id'],
+                "ordering": ["-connected", "peer_id"],
             },
         ),
     ]

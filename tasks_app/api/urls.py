@@ -7,4 +7,3 @@ urlpatterns = [
     re_path(r"^tasks/?$", TaskListView.as_view(), name="task-list"),
     re_path(r"^tasks/(?P<task_id>[^/]+)/?$", TaskDetailView.as_view(), name="task-detail"),
 ]
-

@@ -5,85 +5,178 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cluster_app', '0001_initial'),
+        ("cluster_app", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Module',
+            name="Module",
             fields=[
-                ('sha256', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('wasm', models.BinaryField()),
-                ('size', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('run', 'exports run(input, difficulty)'), ('wasi', 'WASI command (_start)')], max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("sha256", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("wasm", models.BinaryField()),
+                ("size", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("run", "exports run(input, difficulty)"),
+                            ("wasi", "WASI command (_start)"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ('description', models.TextField(blank=True, default='')),
-                ('duration', models.FloatField(default=0, help_text='Time limit of one run, s (0: default)')),
-                ('start', models.FloatField(default=0, help_text='Seconds after receipt before run 0')),
-                ('delay', models.FloatField(default=0, help_text='Seconds between the starts of runs')),
-                ('repeats', models.PositiveIntegerField(default=1, help_text='Number of runs (0 means 1)')),
-                ('input', models.BigIntegerField(default=0)),
-                ('difficulty', models.BigIntegerField(default=0)),
-                ('received_at', models.DateTimeField(db_index=True)),
-                ('module', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tasks', to='tasks_app.module')),
+                ("id", models.CharField(max_length=200, primary_key=True, serialize=False)),
+                ("description", models.TextField(blank=True, default="")),
+                (
+                    "duration",
+                    models.FloatField(default=0, help_text="Time limit of one run, s (0: default)"),
+                ),
+                (
+                    "start",
+                    models.FloatField(default=0, help_text="Seconds after receipt before run 0"),
+                ),
+                (
+                    "delay",
+                    models.FloatField(default=0, help_text="Seconds between the starts of runs"),
+                ),
+                (
+                    "repeats",
+                    models.PositiveIntegerField(default=1, help_text="Number of runs (0 means 1)"),
+                ),
+                ("input", models.BigIntegerField(default=0)),
+                ("difficulty", models.BigIntegerField(default=0)),
+                ("received_at", models.DateTimeField(db_index=True)),
+                (
+                    "module",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tasks",
+                        to="tasks_app.module",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['received_at', 'id'],
+                "ordering": ["received_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Iteration',
+            name="Iteration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('due_at', models.DateTimeField()),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
-                ('result', models.TextField(blank=True, default='')),
-                ('error', models.TextField(blank=True, default='')),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='iterations', to='tasks_app.task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveIntegerField()),
+                ("due_at", models.DateTimeField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed Out"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("result", models.TextField(blank=True, default="")),
+                ("error", models.TextField(blank=True, default="")),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="iterations",
+                        to="tasks_app.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task_id', 'index'],
+                "ordering": ["task_id", "index"],
             },
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('worker_peer_id', models.CharField(blank=True, default='', max_length=80)),
-                ('sent_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('lost', 'lost (worker went away)')], default='running', max_length=16)),
-                ('result', models.TextField(blank=True, default='')),
-                ('error', models.TextField(blank=True, default='')),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('worker', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attempts', to='cluster_app.workernode')),
-                ('iteration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='tasks_app.iteration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("worker_peer_id", models.CharField(blank=True, default="", max_length=80)),
+                ("sent_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed Out"),
+                            ("lost", "lost (worker went away)"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("result", models.TextField(blank=True, default="")),
+                ("error", models.TextField(blank=True, default="")),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                (
+                    "worker",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="attempts",
+                        to="cluster_app.workernode",
+                    ),
+                ),
+                (
+                    "iteration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="tasks_app.iteration",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['iteration_id', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('iteration', 'number'), name='attempt_unique_number')],
+                "ordering": ["iteration_id", "number"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("iteration", "number"), name="attempt_unique_number"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='iteration',
-            index=models.Index(fields=['state', 'due_at'], name='iteration_state_due'),
+            model_name="iteration",
+            index=models.Index(fields=["state", "due_at"], name="iteration_state_due"),
         ),
         migrations.AddConstraint(
-            model_name='iteration',
-            constraint=models.UniqueConstraint(fields=('task', 'index'), name='iteration_unique_index'),
+            model_name="iteration",
+            constraint=models.UniqueConstraint(
+                fields=("task", "index"), name="iteration_unique_index"
+            ),
         ),
     ]

@@ -91,7 +91,7 @@ class Cluster:
         )
 
     def manage(self, *args: str, stderr: Any = None) -> Proc:
-        log = open(self.state_dir / f"{args[0]}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        log = open(self.state_dir / f"{args[0]}-{time.monotonic_ns()}.log", "w")
         popen = self.netns.spawn(
             [sys.executable, MANAGE, *args],
             env=self.env,

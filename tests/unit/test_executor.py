@@ -57,6 +57,16 @@ HUGE_STDOUT = """
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if 0 (i32.lt_u (local.get $i) (i32.const 1024))))))
 """
+ENDLESS_STDOUT = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 65000))
+    (memory.fill (i32.const 16) (i32.const 121) (i32.const 65000))
+    (loop (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br 0))))
+"""
 EXIT_3_WITH_STDERR = """
 (module
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
@@ -167,6 +177,12 @@ def test_huge_stdout_is_bounded_to_output_limit(executor: Executor) -> None:
     outcome = run_wat(executor, HUGE_STDOUT, 0, 0)
     assert outcome.state == "succeeded" and outcome.exit_code == 0
     assert outcome.result == "x" * 4096 + TRUNCATED_MARKER
+
+
+def test_endless_stdout_times_out_with_bounded_result(executor: Executor) -> None:
+    outcome = run_wat(executor, ENDLESS_STDOUT, 0, 0, time_limit=0.3)
+    assert outcome.state == "timed_out"
+    assert outcome.result == "y" * 4096 + TRUNCATED_MARKER
 
 
 def test_wasi_nonzero_exit_fails_with_exit_code_and_stderr(executor: Executor) -> None:

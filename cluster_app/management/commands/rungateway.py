@@ -7,7 +7,6 @@ Cap'n Proto listener, the channel loop, discovery answers and the scheduler.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 import sys

@@ -98,9 +98,7 @@ async def _main(config: WorkerConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with capnp.kj_loop():
-            agent = asyncio.create_task(
-                WorkerAgent(config, executor).run(), name="worker-agent"
-            )
+            agent = asyncio.create_task(WorkerAgent(config, executor).run(), name="worker-agent")
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in (agent, stopping):
