@@ -234,6 +234,18 @@ def test_same_module_is_compiled_once(executor: Executor) -> None:
     assert executor.has_module(module_hash(wasm))
 
 
+def test_concurrent_first_runs_of_a_module_compile_it_once() -> None:
+    wasm = HASH_WASM.read_bytes()
+
+    async def many(ex: Executor) -> list[RunOutcome]:
+        return await asyncio.gather(*(ex.run(request(wasm, i, 2)) for i in range(8)))
+
+    with Executor(concurrency=4) as ex:
+        outcomes = asyncio.run(many(ex))
+        assert ex.compiled_count == 1
+    assert all(o.state == "succeeded" for o in outcomes)
+
+
 def test_cached_module_runs_without_bytes(executor: Executor) -> None:
     wasm = HASH_WASM.read_bytes()
     executor.execute(request(wasm, 0, 3))
