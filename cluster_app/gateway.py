@@ -24,6 +24,7 @@ from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
 from cluster_app.pool import PooledWorker, WorkerPool
 from cluster_app.rpc import Listener
+from tasks_app import metrics
 from tasks_app import services as task_services
 from tasks_app.scheduler import Scheduler
 
@@ -76,6 +77,7 @@ class GatewayNode:
         if recovered:
             log.warning("%d runs were in flight when the gateway stopped; re-queued", recovered)
         queued = await self.scheduler.load()
+        metrics.bind_gateway(workers=lambda: len(self.pool), queue_depth=self.scheduler.queue_depth)
         self.listener = await Listener.open(self.config.listen, self._bootstrap, self._disconnected)
         log.info(
             "gateway %s listening on %s; %d runs queued",

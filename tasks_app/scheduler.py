@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from cluster_app import rpc
 from cluster_app.pool import PooledWorker, WorkerPool
-from tasks_app import schedule, selectors, services
+from tasks_app import metrics, schedule, selectors, services
 from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.scheduler")
@@ -150,14 +150,19 @@ class Scheduler:
                 self.push(replace(run, due_at=timezone.now()))
             return
         outcome = response.outcome
+        state = _OUTCOME_STATES[str(outcome.state)]
+        started_at, finished_at = _from_ns(outcome.startedAtNs), _from_ns(outcome.finishedAtNs)
         await sync_to_async(services.finish_attempt)(
             attempt_id=attempt_id,
-            state=_OUTCOME_STATES[str(outcome.state)],
+            state=state,
             result=outcome.result,
             error=outcome.error,
             exit_code=outcome.exitCode if outcome.hasExitCode else None,
-            started_at=_from_ns(outcome.startedAtNs),
-            finished_at=_from_ns(outcome.finishedAtNs),
+            started_at=started_at,
+            finished_at=finished_at,
+        )
+        metrics.observe_run(
+            due_at=run.due_at, started_at=started_at, finished_at=finished_at, state=state
         )
 
     async def _module(self, sha256: str) -> bytes:

@@ -13,7 +13,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from cluster_app.models import WorkerNode
-from tasks_app import schedule
+from tasks_app import events, schedule
 from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists
 from tasks_app.models import Attempt, Iteration, Module, Task
 from workers.modules import InvalidModule, inspect_module
@@ -99,6 +99,7 @@ def start_attempt(*, iteration_id: int, worker_peer_id: str) -> int | None:
         iteration.save(update_fields=["state"])
         if attempt.worker_id is not None:
             WorkerNode.objects.filter(pk=attempt.worker_id).update(in_flight=F("in_flight") + 1)
+        _announce(iteration, attempt)
     return attempt.pk
 
 
@@ -138,6 +139,7 @@ def finish_attempt(
         iteration.error = error
         iteration.finished_at = attempt.finished_at
         iteration.save(update_fields=["state", "result", "error", "finished_at"])
+        _announce(iteration, attempt)
         counter = "completed" if final == State.SUCCEEDED else "failed"
         if attempt.worker_id is not None:
             WorkerNode.objects.filter(pk=attempt.worker_id).update(
@@ -180,6 +182,7 @@ def lose_attempt(*, attempt_id: int, reason: str, max_attempts: int) -> bool:
             iteration.error = f"gave up after {attempt.number} attempts: {reason}"
             iteration.finished_at = attempt.finished_at
             iteration.save(update_fields=["state", "error", "finished_at"])
+        _announce(iteration, attempt)
     log.warning(
         "run %s#%d lost on %s (%s); %s",
         iteration.task_id,
@@ -189,6 +192,26 @@ def lose_attempt(*, attempt_id: int, reason: str, max_attempts: int) -> bool:
         "will retry" if retry else "giving up",
     )
     return retry
+
+
+def _announce(iteration: Iteration, attempt: Attempt | None) -> None:
+    """Tell live watchers about a run's new state (after commit)."""
+    completions = Iteration.objects.filter(
+        task_id=iteration.task_id, state=State.SUCCEEDED
+    ).count()
+    events.run_changed(
+        {
+            "task": iteration.task_id,
+            "index": iteration.index,
+            "state": iteration.state,
+            "worker": attempt.worker_peer_id if attempt else "",
+            "attempt": attempt.number if attempt else 0,
+            "result": iteration.result,
+            "error": iteration.error,
+            "completions": completions,
+            "at": timezone.now().isoformat(),
+        }
+    )
 
 
 def recover_interrupted_runs() -> int:
