@@ -34,3 +34,6 @@ class GatewayConsumer(AsyncConsumer):
 
     async def task_submitted(self, message: dict[str, Any]) -> None:
         await self.node.scheduler.load(task_id=str(message["task"]))
+
+    async def task_cancelled(self, message: dict[str, Any]) -> None:
+        await self.node.scheduler.cancel_task(str(message["task"]))

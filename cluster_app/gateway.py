@@ -39,7 +39,7 @@ class GatewayConfig:
     discover: Multiaddr | None
     max_attempts: int = 3
     default_duration: float = 60.0
-    ping_interval: float = 5.0
+    ping_interval: float = 2.0
     ping_timeout: float = 5.0
 
 
@@ -118,7 +118,14 @@ class GatewayNode:
             channels={WORKERS_CHANNEL: self.channel},
             connection=connection,
             address=address,
+            on_leave=self._worker_leaving,
         )
+
+    async def _worker_leaving(self, connection: int) -> None:
+        workers = self.pool.on_connection(connection)
+        for worker in workers:
+            log.info("worker %s is leaving: no new runs; waiting for its runs", worker.peer_id)
+        await self.pool.drain(connection)
 
     def _disconnected(self, connection: int) -> None:
         for worker in self.pool.on_connection(connection):

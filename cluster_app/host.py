@@ -4,6 +4,7 @@ end of its channel as seen over RPC."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +53,13 @@ class HostServer(schema.host.Host.Server):
         channels: dict[str, SyncChannel[Offer]],
         connection: int,
         address: str,
+        on_leave: Callable[[int], Awaitable[None]],
     ) -> None:
         self._peer_id = peer_id
         self._channels = channels
         self._connection = connection
         self._address = address
+        self._on_leave = on_leave
 
     async def peer(self, _context: Any, **kwargs: Any) -> str:
         return self._peer_id
@@ -66,3 +69,6 @@ class HostServer(schema.host.Host.Server):
         if channel is None:
             raise KeyError(f"no channel named {name!r}")
         return ChannelSender(channel, connection=self._connection, address=self._address)
+
+    async def leave(self, _context: Any, **kwargs: Any) -> None:
+        await self._on_leave(self._connection)

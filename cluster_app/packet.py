@@ -20,6 +20,7 @@ from cluster_app.identity import (
     peer_id_from_bytes,
     verify,
 )
+from cluster_app.replay import StampClock
 
 SIGNATURE_DOMAIN = b"ww-boot-packet:"
 SIGNATURE_BYTES = 64
@@ -36,8 +37,20 @@ _NESTING_LIMIT = 8
 PacketType = Literal["request", "survey", "response"]
 
 
+PacketErrorKind = Literal["malformed", "bad-signature", "bad-peer-id"]
+
+
 class PacketError(ValueError):
-    """A datagram that is not a valid, correctly signed boot packet."""
+    """A datagram that is not a valid, correctly signed boot packet.
+
+    ``kind`` sorts the failures for counters: ``malformed`` (not a boot packet,
+    or over a limit), ``bad-signature`` (not signed by the key in its peer ID),
+    ``bad-peer-id`` (the peer ID itself does not parse).
+    """
+
+    def __init__(self, message: str, kind: PacketErrorKind = "malformed") -> None:
+        super().__init__(message)
+        self.kind: PacketErrorKind = kind
 
 
 @dataclass(frozen=True)
@@ -74,13 +87,26 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_STAMPS = StampClock()
+
+
+def next_stamp_ms() -> int:
+    """Wall-clock milliseconds, strictly increasing within this process.
+
+    Receivers drop a packet whose stamp is not newer than the last one they
+    accepted from its sender (cluster_app.replay), so no two packets this
+    process sends may share a stamp.
+    """
+    return _STAMPS.next(now_ms())
+
+
 @dataclass(frozen=True)
 class Packet:
     """One boot packet: a namespace, a body and the sender's clock."""
 
     namespace: str
     body: Body
-    stamp_ms: int = field(default_factory=now_ms)
+    stamp_ms: int = field(default_factory=next_stamp_ms)
 
 
 def packet_type(packet: Packet) -> PacketType:
@@ -154,13 +180,15 @@ def decode(data: bytes) -> Packet:
     except Exception as exc:  # noqa: BLE001 - capnp raises KjException & co. on garbage
         raise PacketError(f"not a boot envelope: {_reason(exc)}") from None
     if len(signature) != SIGNATURE_BYTES:
-        raise PacketError(f"signature is {len(signature)} bytes, expected {SIGNATURE_BYTES}")
+        raise PacketError(
+            f"signature is {len(signature)} bytes, expected {SIGNATURE_BYTES}", "bad-signature"
+        )
     if not payload:
         raise PacketError("empty payload")
 
     packet = _decode_payload(payload)
     if not verify(packet.body.peer, SIGNATURE_DOMAIN + payload, signature):
-        raise PacketError(f"bad signature for peer {packet.body.peer}")
+        raise PacketError(f"bad signature for peer {packet.body.peer}", "bad-signature")
     return packet
 
 
@@ -202,7 +230,7 @@ def _peer(raw: bytes) -> str:
     try:
         return peer_id_from_bytes(bytes(raw))
     except InvalidPeerID as exc:
-        raise PacketError(f"bad peer ID: {exc}") from None
+        raise PacketError(f"bad peer ID: {exc}", "bad-peer-id") from None
 
 
 def _check_text(what: str, text: object, limit: int) -> None:

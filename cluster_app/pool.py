@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster_app.balance import Load, least_in_flight
@@ -23,6 +23,8 @@ class PooledWorker:
     joined: int
     in_flight: int = 0
     dispatched: int = 0
+    draining: bool = False  # leaving gracefully: no new runs
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when removed
 
     def load(self) -> Load:
         return Load(
@@ -72,6 +74,7 @@ class WorkerPool:
         calls fail). True if it was in the pool."""
         removed = self._workers.pop(worker.key, None) is not None
         worker.capability = None
+        worker.gone.set()
         if removed:
             self._notify()
         return removed
@@ -83,7 +86,7 @@ class WorkerPool:
         return self._workers.get(worker.key) is worker
 
     def try_acquire(self) -> PooledWorker | None:
-        choice = least_in_flight(w.load() for w in self._workers.values())
+        choice = least_in_flight(w.load() for w in self._workers.values() if not w.draining)
         if choice is None:
             return None
         worker = self._workers[choice.key]
@@ -102,8 +105,19 @@ class WorkerPool:
 
     def release(self, worker: PooledWorker) -> None:
         worker.in_flight = max(worker.in_flight - 1, 0)
-        if self.contains(worker):
-            self._notify()
+        self._notify()
+
+    async def drain(self, connection: int) -> int:
+        """Give the workers of one connection no new runs and wait until
+        none of them has a run in flight. Returns how many workers."""
+        workers = self.on_connection(connection)
+        for worker in workers:
+            worker.draining = True
+        while True:
+            changed = self._changed
+            if all(w.in_flight == 0 or not self.contains(w) for w in workers):
+                return len(workers)
+            await changed.wait()
 
     def clear(self) -> None:
         for worker in list(self._workers.values()):

@@ -11,4 +11,9 @@ interface Host {
   channel @1 (name :Text) -> (sender :C.Sender);
   # The sending end of a named channel. Only the sending end is handed out:
   # a worker may offer itself, it may not take other workers' capabilities.
+
+  leave @2 () -> ();
+  # The workers offered over this connection take no new runs. Returns once
+  # none of them has a run in flight: the worker may then disconnect without
+  # losing anything (a graceful stop).
 }

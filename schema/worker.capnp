@@ -15,6 +15,10 @@ interface Worker {
 
   ping @3 () -> ();
   # Liveness check for half-open connections.
+
+  cancel @4 (taskId :Text, iteration :UInt32) -> (found :Bool);
+  # Interrupt that run if it is executing here; its `execute` call then
+  # answers with state `cancelled`.
 }
 
 struct WorkerInfo {
@@ -38,6 +42,7 @@ struct Outcome {
     succeeded @0;
     failed @1;    # trap, bad export, invalid module, non-zero WASI exit
     timedOut @2;  # stopped at its time limit
+    cancelled @3; # interrupted by `cancel`
   }
   result @1 :Text;        # the run's output (decimal result or WASI stdout)
   error @2 :Text;         # why it failed, for people

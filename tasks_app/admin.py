@@ -1,27 +1,76 @@
 """The admin a person can run the system from: tasks with progress, their
-runs and attempts inline, filters by state."""
+runs and attempts inline, filters by state, and the actions an operator
+needs (cancel a task, run its failed runs again)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
-from tasks_app import selectors
+from tasks_app import notify, selectors, services
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.progress import task_state
 
 
+def _last_attempt(run: Iteration) -> Attempt | None:
+    attempts = list(run.attempts.all())  # prefetched, in number order
+    return attempts[-1] if attempts else None
+
+
+def _seconds(start: object, end: object) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{(end - start).total_seconds():.3f} s"  # type: ignore[operator]
+
+
 class IterationInline(admin.TabularInline):
+    """Each run with its last attempt's worker and timings; the run's own
+    page (the link) lists every attempt."""
+
     model = Iteration
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["index", "due_at", "state", "result", "error", "finished_at"]
+    fields = [
+        "index",
+        "due_at",
+        "state",
+        "worker",
+        "attempt_count",
+        "started_at",
+        "finished_at",
+        "run_time",
+        "result",
+        "error",
+    ]
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Iteration]:
+        return super().get_queryset(request).prefetch_related("attempts")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="worker")
+    def worker(self, run: Iteration) -> str:
+        last = _last_attempt(run)
+        return last.worker_peer_id if last else "-"
+
+    @admin.display(description="attempts")
+    def attempt_count(self, run: Iteration) -> int:
+        return len(run.attempts.all())
+
+    @admin.display(description="started")
+    def started_at(self, run: Iteration) -> object:
+        last = _last_attempt(run)
+        return last.started_at if last and last.started_at else "-"
+
+    @admin.display(description="run time")
+    def run_time(self, run: Iteration) -> str:
+        last = _last_attempt(run)
+        return _seconds(last.started_at, last.finished_at) if last else "-"
 
 
 class AttemptInline(admin.TabularInline):
@@ -55,6 +104,7 @@ class TaskStateFilter(admin.SimpleListFilter):
             ("running", "running"),
             ("succeeded", "succeeded"),
             ("failed", "failed"),
+            ("cancelled", "cancelled"),
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Task]) -> QuerySet[Task]:
@@ -69,6 +119,8 @@ class TaskStateFilter(admin.SimpleListFilter):
             return queryset.filter(completions=F("runs_total"))
         if value == "failed":
             return queryset.filter(runs_failed__gt=0)
+        if value == "cancelled":
+            return queryset.filter(cancelled_at__isnull=False)
         return queryset
 
 
@@ -97,12 +149,74 @@ class TaskAdmin(admin.ModelAdmin):
         "repeats",
         "input",
         "difficulty",
+        "attempts",
     ]
     fields = ["description", *readonly_fields]
     inlines = [IterationInline]
+    actions = ["cancel_tasks", "rerun_failed_runs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         return selectors.task_list()
+
+    @admin.action(description="Cancel the selected tasks (runs not started end cancelled)")
+    def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        cancelled = running = 0
+        for task_id in queryset.values_list("pk", flat=True):
+            outcome = services.cancel_task(task_id=task_id)
+            if outcome.running:
+                notify.task_cancelled(task_id)  # the gateway interrupts the running ones
+            cancelled += outcome.cancelled
+            running += len(outcome.running)
+        self.message_user(
+            request,
+            f"{cancelled} runs cancelled; {running} running runs will end cancelled "
+            "when the gateway has stopped them.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Run the failed runs of the selected tasks again")
+    def rerun_failed_runs(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        total = 0
+        for task_id in queryset.values_list("pk", flat=True):
+            queued = services.rerun_failed(task_id=task_id)
+            if queued:
+                notify.task_submitted(task_id)  # the scheduler loads the task's pending runs
+            total += queued
+        self.message_user(request, f"{total} failed runs queued again.", messages.SUCCESS)
+
+    @admin.display(description="attempts")
+    def attempts(self, task: Task) -> str:
+        """Every attempt of every run: worker, timings, outcome, result or error."""
+        rows = (
+            Attempt.objects.filter(iteration__task=task)
+            .select_related("iteration")
+            .order_by("iteration__index", "number")
+        )
+        if not rows:
+            return "-"
+        body = format_html_join(
+            "",
+            "<tr><td>#{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    a.iteration.index,
+                    a.number,
+                    a.worker_peer_id or "-",
+                    a.sent_at,
+                    a.started_at or "-",
+                    _seconds(a.started_at, a.finished_at),
+                    a.outcome,
+                    (a.error or a.result)[:200],
+                )
+                for a in rows
+            ),
+        )
+        return format_html(
+            "<table><tr><th>run</th><th>try</th><th>worker</th><th>sent</th><th>started</th>"
+            "<th>run time</th><th>outcome</th><th>result or error</th></tr>{}</table>",
+            body,
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tasks come in through POST /tasks (it validates the module)

@@ -37,7 +37,11 @@ class Task(models.Model):
     repeats = models.PositiveIntegerField(default=1, help_text="Number of runs (0 means 1)")
     input = models.BigIntegerField(default=0)
     difficulty = models.BigIntegerField(default=0)
+    retries = models.PositiveSmallIntegerField(
+        default=0, help_text="Extra attempts for a run that traps or times out (0: none)"
+    )
     received_at = models.DateTimeField(db_index=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -90,6 +94,7 @@ class Attempt(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         TIMED_OUT = "timed_out"
+        CANCELLED = "cancelled"
         LOST = "lost", "lost (worker went away)"
 
     iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="attempts")

@@ -1,5 +1,5 @@
-"""Tell the gateway's scheduler about a new task, through the channel layer
-(in process by default, Redis in the scale-out configuration)."""
+"""Tell the gateway's scheduler about new and cancelled tasks, through the
+channel layer (in process by default, Redis in the scale-out configuration)."""
 
 from __future__ import annotations
 

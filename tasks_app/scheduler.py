@@ -3,7 +3,9 @@ and records what happened.
 
 Due runs sit in an in-memory heap fed from the database at start and on
 each submission; a single timer sleeps until the earliest one is due. A run
-that finds no free worker waits for one (the seed dropped it).
+that finds no free worker waits for one (the seed dropped it). A run whose
+worker vanishes goes back in the heap, after a backoff, until its attempts
+are used up.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import heapq
 import itertools
 import logging
 from collections import OrderedDict
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -28,7 +30,28 @@ from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.scheduler")
 
-_OUTCOME_STATES = {"succeeded": "succeeded", "failed": "failed", "timedOut": "timed_out"}
+_OUTCOME_STATES = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "timedOut": "timed_out",
+    "cancelled": "cancelled",
+}
+
+
+def retry_delay(attempt: int) -> float:
+    """Backoff before trying a run again after its attempt number `attempt`
+    was lost or failed: at once the first time, then 1, 2, 4 … s (max 30)."""
+    return 0.0 if attempt <= 1 else float(min(2 ** (attempt - 2), 30))
+
+
+class WorkerVanished(Exception):
+    """The worker left the pool while running our call."""
+
+
+@dataclass(eq=False)
+class _Running:
+    run: DueRun
+    worker: PooledWorker
 
 
 class Scheduler:
@@ -49,6 +72,8 @@ class Scheduler:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._runs: set[asyncio.Task[None]] = set()
+        self._running: dict[int, _Running] = {}
+        self._tries: dict[int, int] = {}
         self._modules: OrderedDict[str, bytes] = OrderedDict()
 
     # -- feeding the heap ---------------------------------------------------
@@ -61,7 +86,7 @@ class Scheduler:
         return len(runs)
 
     def push(self, run: DueRun) -> None:
-        if run.iteration_id in self._queued:
+        if run.iteration_id in self._queued or run.iteration_id in self._running:
             return
         self._queued.add(run.iteration_id)
         heapq.heappush(self._heap, (run.due_at, next(self._seq), run))
@@ -69,6 +94,35 @@ class Scheduler:
 
     def queue_depth(self) -> int:
         return len(self._heap)
+
+    def running_count(self) -> int:
+        return len(self._running)
+
+    # -- cancellation ---------------------------------------------------------
+
+    async def cancel_task(self, task_id: str) -> int:
+        """Drop a task's queued runs and interrupt its running ones (the
+        database already says they are cancelled). Returns how many runs
+        were interrupted."""
+        kept = [entry for entry in self._heap if entry[2].task_id != task_id]
+        if len(kept) != len(self._heap):
+            self._queued = {entry[2].iteration_id for entry in kept}
+            heapq.heapify(kept)
+            self._heap = kept
+        interrupted = 0
+        for running in list(self._running.values()):
+            if running.run.task_id != task_id or running.worker.capability is None:
+                continue
+            interrupted += 1
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    running.worker.capability.cancel(
+                        taskId=running.run.task_id, iteration=running.run.index
+                    ),
+                    5,
+                )
+        log.info("task %s: %d running runs interrupted", task_id, interrupted)
+        return interrupted
 
     # -- the loop -------------------------------------------------------------
 
@@ -79,6 +133,7 @@ class Scheduler:
                 run = await self._next_due()
                 worker = await self._pool.acquire()
                 self._queued.discard(run.iteration_id)
+                self._running[run.iteration_id] = _Running(run, worker)
                 task = asyncio.create_task(
                     self._dispatch(run, worker), name=f"run-{run.task_id}-{run.index}"
                 )
@@ -110,49 +165,39 @@ class Scheduler:
             attempt_id = await sync_to_async(services.start_attempt)(
                 iteration_id=run.iteration_id, worker_peer_id=worker.peer_id
             )
-            if attempt_id is None:
-                return
-            await self._execute(run, worker, attempt_id)
+            if attempt_id is not None:
+                await self._execute(run, worker, attempt_id)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("dispatch of %s#%d failed", run.task_id, run.index)
         finally:
+            self._running.pop(run.iteration_id, None)
             self._pool.release(worker)
 
     async def _execute(self, run: DueRun, worker: PooledWorker, attempt_id: int) -> None:
         duration = run.duration if run.duration > 0 else self._default_duration
-        wasm = await self._module(run.module_hash)
         job = {
             "taskId": run.task_id,
             "iteration": run.index,
             "moduleHash": run.module_hash,
-            "wasm": wasm,
+            "wasm": await self._module(run.module_hash),
             "input": run.input,
             "difficulty": run.difficulty,
             "timeLimitMs": int(duration * 1000),
         }
-        log.info("run %s#%d -> %s", run.task_id, run.index, worker.peer_id)
+        tries = self._tries.get(run.iteration_id, 0) + 1
+        self._tries[run.iteration_id] = tries
+        log.info("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, tries)
         try:
-            if worker.capability is None:
-                raise ConnectionError("worker left the pool")
-            response = await asyncio.wait_for(
-                worker.capability.execute(job=job), duration + self._call_grace
-            )
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - the worker's failure, not ours
-            reason = "no answer in time" if isinstance(exc, TimeoutError) else _first_line(exc)
-            if rpc.is_disconnect(exc) or isinstance(exc, TimeoutError):
-                self._pool.remove(worker)
-            retry = await sync_to_async(services.lose_attempt)(
-                attempt_id=attempt_id, reason=reason, max_attempts=self._max_attempts
-            )
-            if retry:
-                self.push(replace(run, due_at=timezone.now()))
+            response = await self._call(worker, job, timeout=duration + self._call_grace)
+        except Exception as exc:  # noqa: BLE001 - the worker's failure, not the run's
+            await self._lost(run, worker, attempt_id, exc, tries)
             return
         outcome = response.outcome
         state = _OUTCOME_STATES[str(outcome.state)]
         started_at, finished_at = _from_ns(outcome.startedAtNs), _from_ns(outcome.finishedAtNs)
-        await sync_to_async(services.finish_attempt)(
+        retry = await sync_to_async(services.finish_attempt)(
             attempt_id=attempt_id,
             state=state,
             result=outcome.result,
@@ -164,6 +209,52 @@ class Scheduler:
         metrics.observe_run(
             due_at=run.due_at, started_at=started_at, finished_at=finished_at, state=state
         )
+        if retry:
+            self._retry_later(run, tries)
+        else:
+            self._tries.pop(run.iteration_id, None)
+
+    async def _call(self, worker: PooledWorker, job: dict[str, Any], *, timeout: float) -> Any:
+        """`execute` on the worker, abandoned if the worker leaves the pool
+        (its connection closed or it stopped answering pings)."""
+        capability = worker.capability
+        if capability is None:
+            raise WorkerVanished("worker left the pool")
+        call = asyncio.ensure_future(capability.execute(job=job))
+        gone = asyncio.ensure_future(worker.gone.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {call, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if call in done:
+                return call.result()
+            if gone in done:
+                raise WorkerVanished("worker left the pool mid-run")
+            raise TimeoutError(f"no answer within {timeout:.0f} s")
+        finally:
+            for future in (call, gone):
+                if not future.done():
+                    future.cancel()
+            await asyncio.gather(call, gone, return_exceptions=True)
+
+    async def _lost(
+        self, run: DueRun, worker: PooledWorker, attempt_id: int, exc: Exception, tries: int
+    ) -> None:
+        reason = _first_line(exc)
+        if isinstance(exc, (WorkerVanished, TimeoutError)) or rpc.is_disconnect(exc):
+            self._pool.remove(worker)
+        retry = await sync_to_async(services.lose_attempt)(
+            attempt_id=attempt_id, reason=reason, max_attempts=self._max_attempts
+        )
+        if retry:
+            self._retry_later(run, tries)
+        else:
+            self._tries.pop(run.iteration_id, None)
+
+    def _retry_later(self, run: DueRun, tries: int) -> None:
+        self._running.pop(run.iteration_id, None)
+        due = timezone.now() + timedelta(seconds=retry_delay(tries))
+        self.push(replace(run, due_at=due))
 
     async def _module(self, sha256: str) -> bytes:
         wasm = self._modules.get(sha256)
@@ -181,6 +272,6 @@ def _from_ns(ns: int) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns > 0 else None
 
 
-def _first_line(exc: Any) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:500]

@@ -4,6 +4,7 @@ in one transaction."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import events, schedule
-from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists
+from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
 from workers.modules import InvalidModule, inspect_module
 
@@ -49,6 +50,7 @@ def create_task(
     repeats: int,
     input: int,
     difficulty: int,
+    retries: int = 0,
     received_at: datetime | None = None,
 ) -> Task:
     """Store a task with its module and all its runs, or nothing at all."""
@@ -68,6 +70,7 @@ def create_task(
                 repeats=repeats,
                 input=input,
                 difficulty=difficulty,
+                retries=retries,
                 received_at=received_at,
             )
             due = schedule.due_times(received_at, start=start, delay=delay, repeats=repeats)
@@ -84,8 +87,15 @@ def start_attempt(*, iteration_id: int, worker_peer_id: str) -> int | None:
     """Record that a run was sent to a worker. None if the run is no
     longer waiting (it was cancelled or already finished)."""
     with transaction.atomic():
-        iteration = Iteration.objects.select_for_update().filter(pk=iteration_id).first()
+        iteration = (
+            Iteration.objects.select_for_update()
+            .select_related("task")
+            .filter(pk=iteration_id)
+            .first()
+        )
         if iteration is None or iteration.state != State.PENDING:
+            return None
+        if iteration.task.cancelled_at is not None:
             return None
         number = iteration.attempts.count() + 1
         attempt = Attempt.objects.create(
@@ -107,6 +117,7 @@ _FINAL = {
     "succeeded": (Outcome.SUCCEEDED, State.SUCCEEDED),
     "failed": (Outcome.FAILED, State.FAILED),
     "timed_out": (Outcome.TIMED_OUT, State.TIMED_OUT),
+    "cancelled": (Outcome.CANCELLED, State.CANCELLED),
 }
 
 
@@ -119,13 +130,17 @@ def finish_attempt(
     exit_code: int | None,
     started_at: datetime | None,
     finished_at: datetime | None,
-) -> None:
-    """Store what the worker answered; the run ends in the same state."""
+) -> bool:
+    """Store what the worker answered. The run ends in the same state, or,
+    if it failed and its task asked for retries it has not used up, waits
+    to be tried again: True then."""
     outcome, final = _FINAL[state]
     with transaction.atomic():
-        attempt = Attempt.objects.select_for_update().select_related("iteration").get(pk=attempt_id)
+        attempt = (
+            Attempt.objects.select_for_update().select_related("iteration__task").get(pk=attempt_id)
+        )
         if attempt.outcome != Outcome.RUNNING:
-            return  # already settled (e.g. declared lost): count it once
+            return False  # already settled (e.g. declared lost): count it once
         attempt.outcome = outcome
         attempt.result = result
         attempt.error = error
@@ -134,34 +149,49 @@ def finish_attempt(
         attempt.finished_at = finished_at or timezone.now()
         attempt.save()
         iteration = attempt.iteration
-        iteration.state = final
-        iteration.result = result
-        iteration.error = error
-        iteration.finished_at = attempt.finished_at
-        iteration.save(update_fields=["state", "result", "error", "finished_at"])
+        task = iteration.task
+        retry = (
+            final in (State.FAILED, State.TIMED_OUT)
+            and task.cancelled_at is None
+            and attempt.number <= task.retries
+        )
+        if retry:
+            iteration.state = State.PENDING
+            iteration.error = error
+            iteration.save(update_fields=["state", "error"])
+        else:
+            iteration.state = final
+            iteration.result = result
+            iteration.error = error
+            iteration.finished_at = attempt.finished_at
+            iteration.save(update_fields=["state", "result", "error", "finished_at"])
         _announce(iteration, attempt)
-        counter = "completed" if final == State.SUCCEEDED else "failed"
         if attempt.worker_id is not None:
+            counter = "completed" if final == State.SUCCEEDED else "failed"
             WorkerNode.objects.filter(pk=attempt.worker_id).update(
                 **{counter: F(counter) + 1},
                 in_flight=Greatest(F("in_flight") - 1, 0),
                 last_seen=timezone.now(),
             )
     log.info(
-        "run %s#%d %s on %s%s",
+        "run %s#%d %s on %s%s%s",
         iteration.task_id,
         iteration.index,
         final,
         attempt.worker_peer_id,
         f": {error}" if error else f" -> {result[:40]}",
+        "; will retry" if retry else "",
     )
+    return retry
 
 
 def lose_attempt(*, attempt_id: int, reason: str, max_attempts: int) -> bool:
     """The worker went away mid-run. The run waits for another worker
     unless it has used up its attempts; True if it will be tried again."""
     with transaction.atomic():
-        attempt = Attempt.objects.select_for_update().select_related("iteration").get(pk=attempt_id)
+        attempt = (
+            Attempt.objects.select_for_update().select_related("iteration__task").get(pk=attempt_id)
+        )
         if attempt.outcome != Outcome.RUNNING:
             return False
         attempt.outcome = Outcome.LOST
@@ -173,8 +203,13 @@ def lose_attempt(*, attempt_id: int, reason: str, max_attempts: int) -> bool:
                 in_flight=Greatest(F("in_flight") - 1, 0)
             )
         iteration = attempt.iteration
-        retry = attempt.number < max_attempts
-        if retry:
+        cancelled = iteration.task.cancelled_at is not None
+        retry = attempt.number < max_attempts and not cancelled
+        if cancelled:
+            iteration.state = State.CANCELLED
+            iteration.finished_at = attempt.finished_at
+            iteration.save(update_fields=["state", "finished_at"])
+        elif retry:
             iteration.state = State.PENDING
             iteration.save(update_fields=["state"])
         else:
@@ -196,9 +231,7 @@ def lose_attempt(*, attempt_id: int, reason: str, max_attempts: int) -> bool:
 
 def _announce(iteration: Iteration, attempt: Attempt | None) -> None:
     """Tell live watchers about a run's new state (after commit)."""
-    completions = Iteration.objects.filter(
-        task_id=iteration.task_id, state=State.SUCCEEDED
-    ).count()
+    completions = Iteration.objects.filter(task_id=iteration.task_id, state=State.SUCCEEDED).count()
     events.run_changed(
         {
             "task": iteration.task_id,
@@ -223,3 +256,58 @@ def recover_interrupted_runs() -> int:
             outcome=Outcome.LOST, error="gateway restarted", finished_at=now
         )
         return Iteration.objects.filter(state=State.RUNNING).update(state=State.PENDING)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    cancelled: int  # runs that had not started: now cancelled
+    running: list[int]  # iterations running now: the gateway interrupts them
+
+
+def cancel_task(*, task_id: str) -> Cancellation:
+    """Cancel a task: runs not yet started end `cancelled` now; running ones
+    are interrupted by the gateway and end `cancelled` when their worker
+    answers. The task and its history stay. Cancelling twice is harmless."""
+    now = timezone.now()
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task.cancelled_at is None:
+            task.cancelled_at = now
+            task.save(update_fields=["cancelled_at"])
+        pending = list(task.iterations.filter(state=State.PENDING))
+        for iteration in pending:
+            iteration.state = State.CANCELLED
+            iteration.finished_at = now
+            iteration.save(update_fields=["state", "finished_at"])
+            _announce(iteration, None)
+        running = list(task.iterations.filter(state=State.RUNNING).values_list("pk", flat=True))
+    log.info(
+        "task %s cancelled: %d runs not started, %d running", task_id, len(pending), len(running)
+    )
+    return Cancellation(cancelled=len(pending), running=running)
+
+
+def rerun_failed(*, task_id: str) -> int:
+    """Put a task's failed and timed-out runs back in the queue, due now.
+    Returns how many. A cancelled task is re-opened."""
+    now = timezone.now()
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None:
+            raise TaskNotFound(task_id)
+        runs = list(task.iterations.filter(state__in=[State.FAILED, State.TIMED_OUT]))
+        for iteration in runs:
+            iteration.state = State.PENDING
+            iteration.due_at = now
+            iteration.error = ""
+            iteration.result = ""
+            iteration.finished_at = None
+            iteration.save(update_fields=["state", "due_at", "error", "result", "finished_at"])
+            _announce(iteration, None)
+        if runs and task.cancelled_at is not None:
+            task.cancelled_at = None
+            task.save(update_fields=["cancelled_at"])
+    log.info("task %s: %d failed runs queued again", task_id, len(runs))
+    return len(runs)

@@ -23,7 +23,16 @@ from workers.modules import module_hash
 
 log = logging.getLogger("ww.worker")
 
-_STATES = {"succeeded": "succeeded", "failed": "failed", "timed_out": "timedOut"}
+_STATES = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "timed_out": "timedOut",
+    "cancelled": "cancelled",
+}
+
+
+def run_key(task_id: str, iteration: int) -> str:
+    return f"{task_id}#{iteration}"
 
 
 class WrongPeer(Exception):
@@ -66,6 +75,7 @@ class WorkerServer(schema.worker.Worker.Server):
             input=int(job.input),
             difficulty=int(job.difficulty),
             time_limit=job.timeLimitMs / 1000.0,
+            run_key=run_key(str(job.taskId), int(job.iteration)),
         )
         outcome = await self._run(request)
         result = _context.results.outcome
@@ -79,6 +89,16 @@ class WorkerServer(schema.worker.Worker.Server):
 
     async def ping(self, _context: Any, **kw: Any) -> None:
         return None
+
+    async def cancel(self, taskId: str, iteration: int, _context: Any, **kw: Any) -> bool:
+        found = self._executor.cancel(run_key(str(taskId), int(iteration)))
+        log.info(
+            "task %s#%d: cancel requested (%s)",
+            taskId,
+            iteration,
+            "running" if found else "not here",
+        )
+        return found
 
     async def _run(self, request: RunRequest) -> RunOutcome:
         self.in_flight += 1
@@ -108,6 +128,7 @@ class WorkerConfig:
     ping_interval: float = 2.0
     ping_timeout: float = 5.0
     max_backoff: float = 5.0
+    stop_grace: float = 30.0
 
 
 class WorkerAgent:
@@ -115,24 +136,48 @@ class WorkerAgent:
         self.config = config
         self.executor = executor
         self.peer_id = config.identity.peer_id
+        self._stopping = asyncio.Event()
+        self._joined = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Stop gracefully: take no new runs, finish those in flight (within
+        the grace period), then leave."""
+        self._stopping.set()
 
     async def run(self) -> None:
-        """Serve gateways until cancelled, reconnecting with backoff."""
+        """Serve gateways until stopped, reconnecting with backoff."""
         backoff = 0.25
-        while True:
+        while not self._stopping.is_set():
             started = time.monotonic()
+            session = asyncio.create_task(self._session(), name="worker-session")
+            stop = asyncio.create_task(self._stopping.wait())
             try:
-                await self._session()
+                await asyncio.wait({session, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not session.done() and not self._joined:
+                    session.cancel()  # stopped while still looking for the gateway
+                await session  # a joined session drains by itself when stopping
             except asyncio.CancelledError:
+                # A hard stop: no draining.
+                session.cancel()
+                await asyncio.gather(session, return_exceptions=True)
                 raise
             except WrongPeer as exc:
                 log.error("%s", exc)
             except Exception as exc:  # noqa: BLE001 - any failure: start over
                 log.warning("gateway connection ended: %s", _first_line(exc))
+            finally:
+                stop.cancel()
+            if self._stopping.is_set():
+                return
             if time.monotonic() - started > 10:
                 backoff = 0.25  # that session went well; retry quickly
             log.info("reconnecting in %.2f s", backoff)
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
             backoff = min(backoff * 2, self.config.max_backoff)
 
     async def _session(self) -> None:
@@ -140,6 +185,7 @@ class WorkerAgent:
         try:
             await self._offer_and_serve(connection)
         finally:
+            self._joined = False
             connection.close()
 
     async def _connect(self) -> ClientConnection:
@@ -182,19 +228,44 @@ class WorkerAgent:
         )
         # Synchronous channel: this returns once the gateway has taken us.
         await sender.send(value={"worker": server})
+        self._joined = True
         log.info("joined gateway %s at %s as %s", gateway, connection.address, self.peer_id)
         _say(f"worker {self.peer_id} joined {gateway}")
         closed = asyncio.ensure_future(connection.wait_closed())
+        stop = asyncio.ensure_future(self._stopping.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({closed}, timeout=self.config.ping_interval)
-                if done:
+                done, _ = await asyncio.wait(
+                    {closed, stop},
+                    timeout=self.config.ping_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stop in done:
+                    await self._leave(host, server)
+                    return
+                if closed in done:
                     raise ConnectionError("gateway closed the connection")
                 await asyncio.wait_for(host.peer(), self.config.ping_timeout)
         finally:
-            closed.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await closed
+            for future in (closed, stop):
+                future.cancel()
+            await asyncio.gather(closed, stop, return_exceptions=True)
+
+    async def _leave(self, host: Any, server: WorkerServer) -> None:
+        """Graceful stop: the gateway sends nothing new and answers once our
+        runs in flight are done; past the grace period we go anyway (the
+        gateway re-runs what was cut short elsewhere)."""
+        log.info("stopping: finishing %d runs in flight", server.in_flight)
+        try:
+            await asyncio.wait_for(host.leave(), self.config.stop_grace)
+            log.info("left the gateway with nothing in flight")
+        except TimeoutError:
+            log.warning(
+                "grace period of %.1f s over with %d runs in flight; leaving anyway",
+                self.config.stop_grace,
+                server.in_flight,
+            )
+        _say(f"worker {self.peer_id} left")
 
 
 def _say(line: str) -> None:

@@ -1,7 +1,8 @@
 """Runs WebAssembly modules on the worker: one fresh, capped store per run.
 
 A run is bounded in time by epoch interruption (a ticker thread advances the
-engine's epoch every ``TICK`` seconds and each store gets a deadline in ticks),
+engine's epoch every ``TICK`` seconds; at each tick the store's deadline
+callback ends the run if its time is up or it was cancelled),
 in memory by the store's limiter, and in stack by ``max_wasm_stack``. Runs go
 to a thread pool: wasmtime releases the GIL while wasm executes, so runs in
 different threads use different cores. Whatever the module does, ``execute``
@@ -11,6 +12,7 @@ returns a :class:`RunOutcome`; it never raises for the module's faults.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import math
 import threading
@@ -19,9 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from workers.modules import (
     InvalidModule,
@@ -33,7 +36,7 @@ from workers.modules import (
 
 logger = logging.getLogger("ww.executor")
 
-RunState = Literal["succeeded", "failed", "timed_out"]
+RunState = Literal["succeeded", "failed", "timed_out", "cancelled"]
 T = TypeVar("T")
 
 TICK = 0.01  # seconds between epoch increments: the granularity of time limits
@@ -55,6 +58,7 @@ class RunRequest:
     input: int
     difficulty: int
     time_limit: float  # seconds; <= 0 means the executor's default
+    run_key: str = ""  # names the run for `Executor.cancel` (e.g. "task1#0")
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,53 @@ class _Compiled:
     pre: wasmtime.InstancePre  # imports already resolved against WASI
 
 
+@dataclass(eq=False)
+class _Control:
+    """One run's stop conditions, checked by the store's epoch callback."""
+
+    deadline: float  # time.monotonic() at which the run is out of time
+    cancelled: bool = False
+    reason: str = ""  # why the callback stopped the run: "timed_out" or "cancelled"
+    callback: Any = None  # the ctypes callback: kept alive as long as the store
+
+
+_DeadlineCallback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.POINTER(ffi.wasmtime_context_t),
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
+)
+_NoFinalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
+
+
+def _deadline_callback(control: _Control) -> Any:
+    """Called by wasmtime on the run's thread at every epoch tick: go on for
+    one more tick, or end the run with an error (which becomes a trap)."""
+
+    def check(context: Any, data: Any, delta: Any, kind: Any) -> int:
+        if control.cancelled:
+            control.reason = "cancelled"
+        elif time.monotonic() >= control.deadline:
+            control.reason = "timed_out"
+        else:
+            delta[0] = 1
+            kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+            return 0
+        error = ffi.wasmtime_error_new(control.reason.encode())
+        return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+    return _DeadlineCallback(check)
+
+
 class _RunFailed(Exception):
     """Internal: ends a run early; carries what goes into the outcome."""
 
     def __init__(
-        self, error: str, state: RunState = "failed", result: str = "",
+        self,
+        error: str,
+        state: RunState = "failed",
+        result: str = "",
         exit_code: int | None = None,
     ) -> None:
         super().__init__(error)
@@ -114,6 +160,7 @@ class Executor:
         self._linker.define_wasi()
 
         self._lock = threading.Lock()
+        self._active: dict[str, list[_Control]] = {}
         self._cache: OrderedDict[str, _Compiled] = OrderedDict()
         self._compile_locks: dict[str, threading.Lock] = {}
         self._compiled_count = 0
@@ -197,9 +244,46 @@ class Executor:
     # -- running -----------------------------------------------------------
 
     async def run(self, request: RunRequest) -> RunOutcome:
-        """Run on the pool. Cancelling the caller does not stop the module: it ends at its limit."""
+        """Run on the pool. Cancelling the caller interrupts the module too
+        (when the request has a run_key)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.execute, request)
+        try:
+            return await loop.run_in_executor(self._pool, self.execute, request)
+        except asyncio.CancelledError:
+            if request.run_key:
+                self.cancel(request.run_key)
+            raise
+
+    def cancel(self, run_key: str) -> bool:
+        """Interrupt the run(s) named `run_key`; they end `cancelled` within
+        a tick. False if no such run is executing."""
+        with self._lock:
+            controls = list(self._active.get(run_key, ()))
+        for control in controls:
+            control.cancelled = True
+        return bool(controls)
+
+    def cancel_all(self) -> int:
+        """Interrupt every run that has a run_key; returns how many."""
+        with self._lock:
+            controls = [c for group in self._active.values() for c in group]
+        for control in controls:
+            control.cancelled = True
+        return len(controls)
+
+    def _register(self, run_key: str, control: _Control) -> None:
+        if run_key:
+            with self._lock:
+                self._active.setdefault(run_key, []).append(control)
+
+    def _unregister(self, run_key: str, control: _Control) -> None:
+        if run_key:
+            with self._lock:
+                controls = self._active.get(run_key, [])
+                if control in controls:
+                    controls.remove(control)
+                if not controls:
+                    self._active.pop(run_key, None)
 
     def execute(self, request: RunRequest) -> RunOutcome:
         started_at = time.time()
@@ -207,28 +291,43 @@ class Executor:
         if not (math.isfinite(limit) and limit > 0):
             limit = self.default_time_limit
         exit_code: int | None = None
+        control = _Control(deadline=time.monotonic() + limit)
+        self._register(request.run_key, control)
         try:
             if request.wasm and module_hash(request.wasm) != request.module_hash:
                 raise _RunFailed(f"module bytes do not match module hash {request.module_hash}")
             compiled = self._compiled(request.module_hash, request.wasm)
-            store = self._new_store(limit)
+            store = self._new_store(control)
             if compiled.kind == "run":
-                result = self._call_run(store, compiled, request, limit)
+                result = self._call_run(store, compiled, request, control, limit)
             else:
-                exit_code, result = self._call_start(store, compiled, request, limit)
+                exit_code, result = self._call_start(store, compiled, request, control, limit)
             state: RunState = "succeeded"
             error = ""
         except _RunFailed as exc:
             state, error, result, exit_code = exc.state, exc.error, exc.result, exc.exit_code
+        finally:
+            self._unregister(request.run_key, control)
         finished_at = time.time()
         # The module's own faults are routine for a scheduler: INFO, not WARNING.
         log = logger.debug if state == "succeeded" else logger.info
-        log("task %s: %s in %.3f s%s", request.task_id, state, finished_at - started_at,
-            f": {error}" if error else "")
-        return RunOutcome(state=state, result=result, error=error, exit_code=exit_code,
-                          started_at=started_at, finished_at=finished_at)
+        log(
+            "task %s: %s in %.3f s%s",
+            request.task_id,
+            state,
+            finished_at - started_at,
+            f": {error}" if error else "",
+        )
+        return RunOutcome(
+            state=state,
+            result=result,
+            error=error,
+            exit_code=exit_code,
+            started_at=started_at,
+            finished_at=finished_at,
+        )
 
-    def _new_store(self, limit: float) -> wasmtime.Store:
+    def _new_store(self, control: _Control) -> wasmtime.Store:
         store = wasmtime.Store(self._engine)
         store.set_limits(
             memory_size=self.memory_limit,
@@ -237,33 +336,51 @@ class Executor:
             tables=TABLES_LIMIT,
             memories=MEMORIES_LIMIT,
         )
-        # +1: the first tick may come almost at once, so never cut a run short.
-        store.set_epoch_deadline(max(1, math.ceil(limit / TICK)) + 1)
+        # The callback runs at every tick and decides whether the run goes on.
+        control.callback = _deadline_callback(control)
+        ffi.wasmtime_store_epoch_deadline_callback(
+            store.ptr(), control.callback, None, _NoFinalizer
+        )
+        store.set_epoch_deadline(1)
         return store
 
     def _call_run(
-        self, store: wasmtime.Store, compiled: _Compiled, request: RunRequest, limit: float
+        self,
+        store: wasmtime.Store,
+        compiled: _Compiled,
+        request: RunRequest,
+        control: _Control,
+        limit: float,
     ) -> str:
         # WASI is defined (with nothing granted) so that modules built against
         # wasi-libc still instantiate.
         store.set_wasi(wasmtime.WasiConfig())
         try:
-            run = self._instantiate(store, compiled, limit).exports(store)["run"]
+            run = self._instantiate(store, compiled, control, limit).exports(store)["run"]
             assert isinstance(run, wasmtime.Func)
             functype = run.type(store)
             input_type, difficulty_type = functype.params
-            args = (_to_val(input_type, request.input),
-                    _to_val(difficulty_type, request.difficulty))
-            value = self._guarded(lambda: run(store, *args), limit)
+            args = (
+                _to_val(input_type, request.input),
+                _to_val(difficulty_type, request.difficulty),
+            )
+            value = self._guarded(lambda: run(store, *args), control, limit)
         except _ExitCode as exc:
             # e.g. wasi-libc's exit() inside run(): there is no return value to report.
-            raise _RunFailed(f"module exited with code {exc.code} instead of returning from run",
-                             exit_code=exc.code) from exc
+            raise _RunFailed(
+                f"module exited with code {exc.code} instead of returning from run",
+                exit_code=exc.code,
+            ) from exc
         bits = 32 if str(functype.results[0]) == "i32" else 64
         return str(int(value) & ((1 << bits) - 1))
 
     def _call_start(
-        self, store: wasmtime.Store, compiled: _Compiled, request: RunRequest, limit: float
+        self,
+        store: wasmtime.Store,
+        compiled: _Compiled,
+        request: RunRequest,
+        control: _Control,
+        limit: float,
     ) -> tuple[int, str]:
         # Output goes to bounded in-memory sinks rather than files: a module that
         # prints without end keeps running until its time limit but can neither
@@ -277,9 +394,9 @@ class Executor:
         store.set_wasi(wasi)
         exit_code = 0
         try:
-            start = self._instantiate(store, compiled, limit).exports(store)["_start"]
+            start = self._instantiate(store, compiled, control, limit).exports(store)["_start"]
             assert isinstance(start, wasmtime.Func)
-            self._guarded(lambda: start(store), limit)
+            self._guarded(lambda: start(store), control, limit)
         except _ExitCode as exc:
             exit_code = exc.code
         except _RunFailed as exc:
@@ -288,30 +405,39 @@ class Executor:
             raise
         if exit_code != 0:
             tail = stderr.text().strip()
-            raise _RunFailed(f"exit code {exit_code}" + (f"; stderr: {tail}" if tail else ""),
-                             result=stdout.text(), exit_code=exit_code)
+            raise _RunFailed(
+                f"exit code {exit_code}" + (f"; stderr: {tail}" if tail else ""),
+                result=stdout.text(),
+                exit_code=exit_code,
+            )
         return exit_code, stdout.text()
 
     def _instantiate(
-        self, store: wasmtime.Store, compiled: _Compiled, limit: float
+        self, store: wasmtime.Store, compiled: _Compiled, control: _Control, limit: float
     ) -> wasmtime.Instance:
         # Instantiation runs the module's start function, so it is guarded too.
-        return self._guarded(lambda: compiled.pre.instantiate(store), limit)
+        return self._guarded(lambda: compiled.pre.instantiate(store), control, limit)
 
-    def _guarded(self, call: Callable[[], T], limit: float) -> T:
-        """Run a call into wasm, translating traps and WASI exits."""
+    def _guarded(self, call: Callable[[], T], control: _Control, limit: float) -> T:
+        """Run a call into wasm, translating traps, stops and WASI exits."""
         try:
             return call()
         except wasmtime.ExitTrap as exc:
             raise _ExitCode(exc.code) from exc
-        except wasmtime.Trap as exc:
-            if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise _RunFailed(f"time limit of {float(limit)!r} s exceeded", "timed_out") from exc
-            if exc.trap_code == wasmtime.TrapCode.STACK_OVERFLOW:
-                raise _RunFailed(f"stack overflow ({_summary(str(exc))})") from exc
-            raise _RunFailed(_summary(str(exc))) from exc
-        except wasmtime.WasmtimeError as exc:
-            raise _RunFailed(_summary(str(exc))) from exc
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            raise _failure(exc, control, limit) from exc
+
+
+def _failure(exc: Exception, control: _Control, limit: float) -> _RunFailed:
+    """What a trap or error out of wasm means for the run."""
+    code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+    if control.reason == "timed_out" or code == wasmtime.TrapCode.INTERRUPT:
+        return _RunFailed(f"time limit of {float(limit)!r} s exceeded", "timed_out")
+    if control.reason == "cancelled":
+        return _RunFailed("cancelled while running", "cancelled")
+    if code == wasmtime.TrapCode.STACK_OVERFLOW:
+        return _RunFailed(f"stack overflow ({_summary(str(exc))})")
+    return _RunFailed(_summary(str(exc)))
 
 
 class _Sink:

@@ -8,6 +8,7 @@ a module, so a module accepted here is one the worker knows how to call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
@@ -21,11 +22,20 @@ WASI_MODULE = "wasi_snapshot_preview1"
 RUN_EXPORT = "run"
 WASI_EXPORT = "_start"
 
-# A plain engine is enough to validate and compile for inspection. The executor
-# has its own engine (epoch interruption changes the compiled code).
-_ENGINE = wasmtime.Engine()
-_WASI_LINKER = wasmtime.Linker(_ENGINE)
-_WASI_LINKER.define_wasi()
+
+
+@functools.cache
+def _inspection_engine() -> tuple[wasmtime.Engine, wasmtime.Linker]:
+    """A plain engine is enough to validate and compile for inspection (the
+    executor has its own: epoch interruption changes the compiled code).
+    Made on first use, not at import: wasmtime installs its trap signal
+    handlers with its first engine, and a handler installed after them
+    (Python's faulthandler, which pytest enables late) would see wasm traps
+    first and kill the process."""
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    return engine, linker
 
 
 class InvalidModule(ValueError):
@@ -50,8 +60,9 @@ def inspect_module(wasm: bytes) -> ModuleInfo:
         raise InvalidModule("module must be bytes")
     if wasm[:4] != WASM_MAGIC:
         raise InvalidModule("not a WebAssembly module (bad magic)")
-    module = compile_module(_ENGINE, bytes(wasm))
-    kind = inspect_compiled(module, _WASI_LINKER)
+    engine, linker = _inspection_engine()
+    module = compile_module(engine, bytes(wasm))
+    kind = inspect_compiled(module, linker)
     return ModuleInfo(sha256=module_hash(wasm), size=len(wasm), kind=kind)
 
 

@@ -70,7 +70,10 @@ INSTALLED_APPS = [
     "cluster_app",
     "workers",
     "rest_framework",
+    "rest_framework.authtoken",  # API tokens for writes (manage.py issuetoken)
     "channels",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from here, not from a CDN
 ]
 
 MIDDLEWARE = [
@@ -148,16 +151,43 @@ STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON first: curl and scripts (Accept: */*) get JSON; a browser gets
+    # DRF's browsable API.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.JSONParser",
     ],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # Token first, so an anonymous request that needs a user gets a 401 with
+    # `WWW-Authenticate: Token`. Session auth is for staff using the browsable
+    # API; DRF enforces CSRF for session-authenticated requests only, so the
+    # anonymous curl is unaffected. Who may do what: tasks_app/api/permissions.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["tasks_app.api.permissions.TaskAPIPermission"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "tasks_app.api.errors.exception_handler",
+}
+
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ (assets from the
+# sidecar app, so the docs work without reaching the internet).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ww-scheduler",
+    "DESCRIPTION": "Submit WebAssembly jobs and follow their runs. Live run events: "
+    "WebSocket /ws/tasks/ (every task) and /ws/tasks/{id}/ (one task).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- ww-scheduler ---------------------------------------------------------
@@ -200,4 +230,25 @@ LOGGING = {
         "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
     },
 }
+# Reliability: attempts per run when workers vanish, liveness pings (a
+# half-open connection answers none), a worker's grace period on SIGTERM.
 WW_MAX_ATTEMPTS = _env_int("WW_MAX_ATTEMPTS", 3)
+WW_PING_INTERVAL = _env_float("WW_PING_INTERVAL", 2.0)
+WW_PING_TIMEOUT = _env_float("WW_PING_TIMEOUT", 5.0)
+WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
+
+# --- Access control (issue 4) -----------------------------------------------
+# WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a
+# token (or a staff session with CSRF) unless the HTTP server is bound to a
+# loopback address; `rungateway` publishes its --http host as WW_HTTP_BIND at
+# start, and a server started otherwise (bind unknown) counts as public.
+# WW_READS_NEED_AUTH: "false" (default) or "true": GET needs a token too.
+# The admin always needs a staff login.
+WW_WRITES_NEED_AUTH = os.environ.get("WW_WRITES_NEED_AUTH", "auto").strip().lower() or "auto"
+WW_READS_NEED_AUTH = _env_bool("WW_READS_NEED_AUTH", False)
+if WW_WRITES_NEED_AUTH not in {"auto", "1", "true", "yes", "on", "0", "false", "no", "off"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"WW_WRITES_NEED_AUTH must be auto, true or false, not {WW_WRITES_NEED_AUTH!r}"
+    )

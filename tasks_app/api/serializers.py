@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from tasks_app.models import Attempt, Iteration, Task
@@ -61,6 +62,13 @@ class TaskSubmissionSerializer(serializers.Serializer):
         required=False, default=0, min_value=INT64_MIN, max_value=INT64_MAX
     )
     wasm = serializers.FileField(allow_empty_file=False, use_url=False)
+    retries = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=10,
+        help_text="extra attempts for a run that traps or times out (not in the seed; default 0)",
+    )
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -89,9 +97,11 @@ class TaskSerializer(serializers.ModelSerializer):
             "repeats",
             "input",
             "difficulty",
+            "retries",
             "module",
             "received_at",
             "next_due_at",
+            "cancelled_at",
         ]
 
     def get_state(self, task: Task) -> str:
@@ -169,3 +179,26 @@ class TaskDetailSerializer(TaskSerializer):
         data["runs"] = data.pop("runs_detail")
         data["run_count"] = instance.run_count
         return data
+
+
+# -- shapes for the OpenAPI document only (the views above produce them) ------
+
+
+@extend_schema_serializer(component_name="TaskDetail")
+class TaskDetailDocSerializer(TaskSerializer):
+    """`GET /tasks/<id>`: a task with each run (TaskDetailSerializer's output)."""
+
+    runs = RunSerializer(many=True, read_only=True)
+    run_count = serializers.IntegerField(read_only=True)
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "run_count"]
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error body: the field at fault and the problem."""
+
+    field = serializers.CharField()
+    problem = serializers.CharField()
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="every invalid field, on a 400")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,11 +15,15 @@ from rest_framework.views import APIView
 from tasks_app import notify, selectors, services
 from tasks_app.api.pagination import paginate
 from tasks_app.api.serializers import (
+    ErrorSerializer,
+    TaskDetailDocSerializer,
     TaskDetailSerializer,
     TaskSerializer,
     TaskSubmissionSerializer,
 )
 from tasks_app.exceptions import ModuleTooLarge
+
+_ERROR = OpenApiResponse(ErrorSerializer, description="JSON naming the field and the problem")
 
 
 class TaskListView(APIView):
@@ -26,10 +32,49 @@ class TaskListView(APIView):
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
+    @extend_schema(
+        operation_id="tasks_list",
+        summary="List tasks",
+        description="A JSON array (the seed's shape), oldest first. Pages are chosen with "
+        "`limit` and `offset`; the next and previous pages are in the `Link` header.",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description="page size, 1-1000 (100)"),
+            OpenApiParameter("offset", OpenApiTypes.INT, description="tasks to skip (0)"),
+            OpenApiParameter(
+                "Link",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                response=[200],
+                description='RFC 8288 links: rel="next" and rel="prev"',
+            ),
+            OpenApiParameter(
+                "X-Total-Count",
+                OpenApiTypes.INT,
+                location=OpenApiParameter.HEADER,
+                response=[200],
+                description="how many tasks there are in all",
+            ),
+        ],
+        responses={200: TaskSerializer(many=True), 400: _ERROR},
+    )
     def get(self, request: Request) -> Response:
         page = paginate(selectors.task_list(), request)
         return Response(TaskSerializer(page.items, many=True).data, headers=page.headers)
 
+    @extend_schema(
+        operation_id="tasks_create",
+        summary="Submit a task",
+        description="The seed's multipart form. Run k (k = 0 … max(repeats,1)-1) is due at "
+        "receipt + start + k·delay seconds. The module must be WebAssembly exporting "
+        "`run(input, difficulty)` or a WASI command (`_start`).",
+        request={"multipart/form-data": TaskSubmissionSerializer},
+        responses={
+            201: TaskDetailDocSerializer,
+            400: _ERROR,
+            409: OpenApiResponse(ErrorSerializer, description="a task with this id exists"),
+            413: OpenApiResponse(ErrorSerializer, description="the module is over the limit"),
+        },
+    )
     def post(self, request: Request) -> Response:
         _refuse_oversized(request)
         form = TaskSubmissionSerializer(data=request.data)
@@ -48,6 +93,7 @@ class TaskListView(APIView):
             repeats=data["repeats"],
             input=data["input"],
             difficulty=data["difficulty"],
+            retries=data["retries"],
         )
         notify.task_submitted(task.pk)
         body = TaskDetailSerializer(selectors.task_detail(task.pk)).data
@@ -56,9 +102,28 @@ class TaskListView(APIView):
 
 class TaskDetailView(APIView):
     """`GET /tasks/<id>`: one task with each run's state, worker, timings
-    and result."""
+    and result. `DELETE /tasks/<id>`: cancel it (runs not started end
+    `cancelled`, running ones are interrupted); the task stays inspectable."""
 
+    @extend_schema(
+        operation_id="tasks_retrieve",
+        summary="One task with its runs",
+        responses={200: TaskDetailDocSerializer, 404: _ERROR},
+    )
     def get(self, request: Request, task_id: str) -> Response:
+        return Response(TaskDetailSerializer(selectors.task_detail(task_id)).data)
+
+    @extend_schema(
+        operation_id="tasks_cancel",
+        summary="Cancel a task",
+        description="Runs not started end `cancelled`; running ones are interrupted. "
+        "The task and its history stay.",
+        responses={200: TaskDetailDocSerializer, 404: _ERROR},
+    )
+    def delete(self, request: Request, task_id: str) -> Response:
+        cancellation = services.cancel_task(task_id=task_id)
+        if cancellation.running:
+            notify.task_cancelled(task_id)
         return Response(TaskDetailSerializer(selectors.task_detail(task_id)).data)
 
 

@@ -12,11 +12,22 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cluster_app.multiaddr import Multiaddr, MultiaddrError, parse_multiaddr
 from cluster_app.multicast import MulticastSocket
-from cluster_app.packet import PacketError, Response, Survey, decode, packet_type
+from cluster_app.packet import PacketError, Response, Survey, decode, now_ms, packet_type
+from cluster_app.replay import ReplayGuard
 
 
-def format_packet(elapsed: float, data: bytes, namespace: str | None = None) -> str | None:
-    """The casm-style report of one datagram, or None if it is in another namespace."""
+def format_packet(
+    elapsed: float,
+    data: bytes,
+    namespace: str | None = None,
+    replay: ReplayGuard | None = None,
+    now: int | None = None,
+) -> str | None:
+    """The casm-style report of one datagram, or None if it is in another namespace.
+
+    With ``replay``, a packet that is stale, from the future or a replay of an
+    earlier one is reported as invalid, like one that does not verify.
+    """
     header = f"[{int(elapsed):04d}] Got multicast packet ({len(data)} byte)\n"
     try:
         packet = decode(data)
@@ -24,6 +35,11 @@ def format_packet(elapsed: float, data: bytes, namespace: str | None = None) -> 
         return f"{header}  invalid:   {exc}\n\n"
     if namespace is not None and packet.namespace != namespace:
         return None
+    if replay is not None:
+        clock = now if now is not None else now_ms()
+        rejected = replay.check(packet.body.peer, packet.stamp_ms, clock)
+        if rejected is not None:
+            return f"{header}  invalid:   {rejected}\n\n"
     body = packet.body
     lines = [
         header,
@@ -97,9 +113,10 @@ class Command(BaseCommand):
         self, sock: MulticastSocket, namespace: str | None, started: float
     ) -> None:
         loop = asyncio.get_running_loop()
+        replay = ReplayGuard()
         while True:
             data, _sender = await sock.recv()
-            report = format_packet(loop.time() - started, data, namespace)
+            report = format_packet(loop.time() - started, data, namespace, replay)
             if report is not None:
                 self.stdout.write(report, ending="")
                 self.stdout.flush()

@@ -54,6 +54,9 @@ class Command(BaseCommand):
         host, _, port = options["http"].rpartition(":")
         if not host or not port.isdigit():
             raise CommandError(f"--http must be host:port, not {options['http']!r}")
+        from tasks_app.api.permissions import publish_http_bind
+
+        publish_http_bind(host)  # WW_WRITES_NEED_AUTH=auto: anonymous writes on loopback only
         identity = Identity.load_or_create(options["identity_file"])
         # The peer ID alone on a line, first, so scripts can read it.
         sys.stdout.write(identity.peer_id + "\n")
@@ -69,6 +72,8 @@ class Command(BaseCommand):
             discover=discover,
             max_attempts=settings.WW_MAX_ATTEMPTS,
             default_duration=settings.WW_DEFAULT_DURATION,
+            ping_interval=settings.WW_PING_INTERVAL,
+            ping_timeout=settings.WW_PING_TIMEOUT,
         )
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
         code = process.run(signals=(signal.SIGINT, signal.SIGTERM))

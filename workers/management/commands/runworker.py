@@ -47,6 +47,12 @@ class Command(BaseCommand):
             help="modules run at once (default: CPU count, %(default)s)",
         )
         parser.add_argument(
+            "--grace",
+            type=float,
+            default=settings.WW_STOP_GRACE,
+            help="on SIGTERM/Ctrl-C, seconds to finish runs in flight (default %(default)s)",
+        )
+        parser.add_argument(
             "--identity-file",
             default="",
             help="keep this worker's key here (default: a new key each start)",
@@ -81,6 +87,9 @@ class Command(BaseCommand):
             addrs=addrs,
             discover=discover,
             concurrency=options["concurrency"],
+            ping_interval=settings.WW_PING_INTERVAL,
+            ping_timeout=settings.WW_PING_TIMEOUT,
+            stop_grace=options["grace"],
         )
         asyncio.run(_main(config))
 
@@ -92,20 +101,29 @@ async def _main(config: WorkerConfig) -> None:
         output_limit=settings.WW_RUN_OUTPUT_BYTES,
         default_time_limit=settings.WW_DEFAULT_DURATION,
     )
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         async with capnp.kj_loop():
-            agent = asyncio.create_task(WorkerAgent(config, executor).run(), name="worker-agent")
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (agent, stopping):
-                task.cancel()
-            await asyncio.gather(agent, stopping, return_exceptions=True)
-            if agent.done() and not agent.cancelled() and agent.exception() is not None:
-                log.error("worker failed", exc_info=agent.exception())
+            agent = WorkerAgent(config, executor)
+            task = asyncio.create_task(agent.run(), name="worker-agent")
+
+            def on_signal(sig: int) -> None:
+                if agent.stopping:
+                    log.warning("second %s: stopping now", signal.Signals(sig).name)
+                    executor.cancel_all()
+                    task.cancel()
+                else:
+                    log.info(
+                        "%s: stopping gracefully (again to stop now)", signal.Signals(sig).name
+                    )
+                    agent.request_stop()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal, sig)
+            await asyncio.gather(task, return_exceptions=True)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("worker failed", exc_info=task.exception())
     finally:
+        executor.cancel_all()
         executor.close()
     log.info("worker %s stopped", config.identity.peer_id)

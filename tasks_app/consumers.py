@@ -1,0 +1,38 @@
+"""Live run events over WebSockets.
+
+`/ws/tasks/` streams every run state change, `/ws/tasks/<id>/` one task's.
+The services publish each change on the channel layer (`tasks_app.events`),
+so a watcher connected to any process that shares the layer (in process by
+default, Redis when scaled out) sees it. Clients only listen: anything they
+send is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from tasks_app import events
+
+
+class TaskEventsConsumer(AsyncJsonWebsocketConsumer):
+    """Forwards `run.changed` events of its group to the client as JSON."""
+
+    group = ""
+
+    async def connect(self) -> None:
+        task_id = self.scope["url_route"]["kwargs"].get("task_id")
+        self.group = events.task_group(task_id) if task_id else events.ALL_TASKS_GROUP
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        pass  # a watch-only stream
+
+    async def run_changed(self, message: dict[str, Any]) -> None:
+        await self.send_json(message)
