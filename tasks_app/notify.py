@@ -14,10 +14,20 @@ GATEWAY_CHANNEL = "ww.gateway"
 
 
 def task_submitted(task_id: str) -> None:
+    """New runs are waiting (a new task, or runs queued again)."""
+    _send({"type": "task.submitted", "task": task_id})
+
+
+def task_cancelled(task_id: str) -> None:
+    """The task's running runs must be interrupted."""
+    _send({"type": "task.cancelled", "task": task_id})
+
+
+def _send(message: dict[str, str]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.send)(GATEWAY_CHANNEL, {"type": "task.submitted", "task": task_id})
-    except Exception:
-        log.exception("could not notify the scheduler of task %s", task_id)
+        async_to_sync(layer.send)(GATEWAY_CHANNEL, message)
+    except Exception:  # the gateway also loads due runs when it starts
+        log.exception("could not tell the gateway %s", message)

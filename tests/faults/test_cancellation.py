@@ -1,0 +1,58 @@
+"""DELETE /tasks/<id>: runs not started end `cancelled` at once, a running
+run is interrupted on its worker, the task stays inspectable, and the worker
+keeps serving."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.e2e.cluster import Cluster
+from tests.faults.harness import (
+    BUSY_WAT,
+    NOOP_WAT,
+    Ledger,
+    assert_nothing_lost,
+    busy_iterations,
+    submit,
+    task,
+    wait_finished,
+    wait_running,
+)
+
+
+def test_cancel_pending_and_running_runs(
+    make_cluster: Callable[..., Cluster], ledger: Ledger
+) -> None:
+    cluster = make_cluster(workers=1)
+    submit(cluster, NOOP_WAT, id="future", start="30", repeats="3", delay="1")
+    submit(
+        cluster, BUSY_WAT, id="spin", start="0", repeats="2", delay="0", input=busy_iterations(30)
+    )
+    wait_running(cluster, "spin")
+
+    response = cluster.request("DELETE", "/tasks/future")
+    assert response.status_code == 200
+    assert {run["state"] for run in response.json()["runs"]} == {"cancelled"}
+
+    cancelled_at = time.monotonic()
+    assert cluster.request("DELETE", "/tasks/spin").status_code == 200
+    body = wait_finished(cluster, "spin", timeout=15)
+    took = time.monotonic() - cancelled_at
+    assert took < 10, f"the running run took {took:.1f} s to stop"
+    states = sorted(run["state"] for run in body["runs"])
+    assert states == ["cancelled", "cancelled"]
+    interrupted = [r for r in body["runs"] if r["attempts"]]
+    assert len(interrupted) == 1  # the one that was running; the other never started
+    assert interrupted[0]["attempts"][0]["outcome"] == "cancelled"
+    assert body["state"] == "cancelled" and body["cancelled_at"]
+
+    # Still inspectable, cancelling again is harmless, unknown ids are 404.
+    assert task(cluster, "spin")["completions"] == 0
+    assert cluster.request("DELETE", "/tasks/spin").status_code == 200
+    assert cluster.request("DELETE", "/tasks/nope").status_code == 404
+
+    # The worker's slot is free again.
+    submit(cluster, NOOP_WAT, id="after", start="0", repeats="1")
+    assert wait_finished(cluster, "after")["completions"] == 1
+    ledger.record(faults=0, counts=assert_nothing_lost(cluster))
