@@ -90,9 +90,10 @@ class Cluster:
             cwd=PROJECT_ROOT,
         )
 
-    def manage(self, *args: str, stderr: Any = None) -> Proc:
+    def manage(self, *args: str, stderr: Any = None, netns: NetNS | None = None) -> Proc:
+        """Run a manage.py command in the cluster's namespace (or `netns`)."""
         log = open(self.state_dir / f"{args[0]}-{time.monotonic_ns()}.log", "w")
-        popen = self.netns.spawn(
+        popen = (netns or self.netns).spawn(
             [sys.executable, MANAGE, *args],
             env=self.env,
             cwd=PROJECT_ROOT,
@@ -108,8 +109,10 @@ class Cluster:
         self.gateway.wait_for_line(lambda s: s.strip().startswith("http:"), 60)
         return self.peer_id
 
-    def start_worker(self, *args: str, dial: str | None = None) -> str:
-        proc = self.manage("runworker", "--dial", dial or self.peer_id, *args)
+    def start_worker(
+        self, *args: str, dial: str | None = None, netns: NetNS | None = None
+    ) -> str:
+        proc = self.manage("runworker", "--dial", dial or self.peer_id, *args, netns=netns)
         line = proc.wait_for_line(lambda s: s.startswith("worker "), 60)
         peer_id = line.split()[1]
         self.workers.append((proc, peer_id))
