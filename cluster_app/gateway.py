@@ -24,6 +24,7 @@ from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
 from cluster_app.pool import PooledWorker, WorkerPool
 from cluster_app.rpc import Listener
+from cluster_app.tls import TlsConfig
 from tasks_app import metrics
 from tasks_app import services as task_services
 from tasks_app.scheduler import Scheduler
@@ -41,6 +42,7 @@ class GatewayConfig:
     default_duration: float = 60.0
     ping_interval: float = 2.0
     ping_timeout: float = 5.0
+    cluster_key: bytes | None = None  # None: an open cluster, as in the seed
 
 
 class GatewayNode:
@@ -78,7 +80,18 @@ class GatewayNode:
             log.warning("%d runs were in flight when the gateway stopped; re-queued", recovered)
         queued = await self.scheduler.load()
         metrics.bind_gateway(workers=lambda: len(self.pool), queue_depth=self.scheduler.queue_depth)
-        self.listener = await Listener.open(self.config.listen, self._bootstrap, self._disconnected)
+        tls = TlsConfig(self.config.identity, self.config.cluster_key)
+        self.listener = await Listener.open(
+            self.config.listen, self._bootstrap, self._disconnected, tls
+        )
+        if tls.open_cluster:
+            log.warning(
+                "open cluster: any node that can reach %s may join as a worker and will be "
+                "sent modules (give every node --cluster-key-file to close it)",
+                ", ".join(self.multiaddrs()),
+            )
+        else:
+            log.info("closed cluster: only nodes with the cluster key can join")
         log.info(
             "gateway %s listening on %s; %d runs queued",
             self.peer_id,
@@ -112,13 +125,14 @@ class GatewayNode:
 
     # -- RPC connections ----------------------------------------------------
 
-    def _bootstrap(self, connection: int, address: str) -> HostServer:
+    def _bootstrap(self, connection: int, address: str, proven_peer: str | None) -> HostServer:
         return HostServer(
             peer_id=self.peer_id,
             channels={WORKERS_CHANNEL: self.channel},
             connection=connection,
             address=address,
             on_leave=self._worker_leaving,
+            proven_peer=proven_peer,
         )
 
     async def _worker_leaving(self, connection: int) -> None:
@@ -153,6 +167,14 @@ class GatewayNode:
             log.warning("worker offer from %s refused: %s", offer.address, exc)
             return
         peer_id, concurrency = str(response.info.peer), int(response.info.concurrency)
+        if peer_id != offer.peer_id:
+            log.warning(
+                "worker offer from %s refused: it says it is %s but proved %s",
+                offer.address,
+                peer_id,
+                offer.peer_id,
+            )
+            return
         if self.listener is None or offer.connection not in self.listener.connections:
             return  # its connection closed while we asked
         for worker in self.pool:

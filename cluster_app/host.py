@@ -4,12 +4,15 @@ end of its channel as seen over RPC."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import schema
 from cluster_app.channel import ChannelClosed, SyncChannel
+from cluster_app.identity import verify
+from cluster_app.tls import join_message
 
 log = logging.getLogger("ww.rpc")
 
@@ -24,21 +27,30 @@ class Offer:
     capability: Any
     connection: int
     address: str
+    peer_id: str  # proven by the sender (signed challenge, TLS in cluster mode)
 
 
 class ChannelSender(schema.channel.Sender.Server):
     """`send` on the gateway's channel. Returns only once the gateway's
     channel loop has received the value (the seed's synchronous channel)."""
 
-    def __init__(self, channel: SyncChannel[Offer], *, connection: int, address: str) -> None:
+    def __init__(
+        self, channel: SyncChannel[Offer], *, connection: int, address: str, peer_id: str
+    ) -> None:
         self._channel = channel
         self._connection = connection
         self._address = address
+        self._peer_id = peer_id
 
     async def send(self, value: Any, _context: Any, **kwargs: Any) -> None:
         if value.which() != "worker":
             raise ValueError("this channel carries Worker capabilities only")
-        offer = Offer(capability=value.worker, connection=self._connection, address=self._address)
+        offer = Offer(
+            capability=value.worker,
+            connection=self._connection,
+            address=self._address,
+            peer_id=self._peer_id,
+        )
         try:
             await self._channel.send(offer)
         except ChannelClosed as exc:
@@ -54,21 +66,50 @@ class HostServer(schema.host.Host.Server):
         connection: int,
         address: str,
         on_leave: Callable[[int], Awaitable[None]],
+        proven_peer: str | None = None,
     ) -> None:
         self._peer_id = peer_id
         self._channels = channels
         self._connection = connection
         self._address = address
         self._on_leave = on_leave
+        self._proven_peer = proven_peer  # from the TLS certificate (cluster mode)
+        self._nonce = os.urandom(32)
+        self.verified_peer: str | None = None
 
     async def peer(self, _context: Any, **kwargs: Any) -> str:
         return self._peer_id
 
     async def channel(self, name: str, _context: Any, **kwargs: Any) -> Any:
+        if self.verified_peer is None:
+            raise PermissionError("authenticate first")
         channel = self._channels.get(name)
         if channel is None:
             raise KeyError(f"no channel named {name!r}")
-        return ChannelSender(channel, connection=self._connection, address=self._address)
+        return ChannelSender(
+            channel,
+            connection=self._connection,
+            address=self._address,
+            peer_id=self.verified_peer,
+        )
+
+    async def challenge(self, _context: Any, **kwargs: Any) -> bytes:
+        return self._nonce
+
+    async def authenticate(self, peer: str, signature: bytes, _context: Any, **kwargs: Any) -> None:
+        peer = str(peer)
+        if self._proven_peer is not None and peer != self._proven_peer:
+            log.warning(
+                "refused %s: claims %s but its certificate is %s",
+                self._address,
+                peer,
+                self._proven_peer,
+            )
+            raise PermissionError("peer ID does not match the TLS certificate")
+        if not verify(peer, join_message(self._peer_id, self._nonce), bytes(signature)):
+            log.warning("refused %s: bad join signature for %s", self._address, peer)
+            raise PermissionError(f"signature does not prove holding the key of {peer}")
+        self.verified_peer = peer
 
     async def leave(self, _context: Any, **kwargs: Any) -> None:
         await self._on_leave(self._connection)

@@ -1,7 +1,9 @@
-"""Cap'n Proto RPC over TCP: the gateway's listener and the worker's dial.
+"""Cap'n Proto RPC over TLS over TCP: the gateway's listener and the
+worker's dial.
 
 Only transport lives here. What is exported on a connection (the Host
-capability) is the caller's business, given as a factory.
+capability) is the caller's business, given as a factory; who may connect
+is decided by the TLS contexts (`cluster_app.tls`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +22,14 @@ import capnp
 
 import schema
 from cluster_app.multiaddr import Multiaddr
+from cluster_app.tls import SERVER_NAME, PeerAuthError, TlsConfig, peer_id_of_certificate
 
 log = logging.getLogger("ww.rpc")
 
-BootstrapFactory = Callable[[int, str], Any]
+HANDSHAKE_TIMEOUT = 10.0
+
+# (connection id, remote address, peer ID proven by the TLS certificate or None)
+BootstrapFactory = Callable[[int, str, str | None], Any]
 DisconnectHook = Callable[[int], None]
 
 
@@ -48,14 +55,20 @@ class Listener:
     sock: socket.socket
     bootstrap: BootstrapFactory
     on_disconnect: DisconnectHook
+    tls: TlsConfig
     connections: dict[int, ServerConnection] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _accept_task: asyncio.Task[None] | None = None
+    _context: ssl.SSLContext | None = None
 
     @classmethod
     async def open(
-        cls, addr: Multiaddr, bootstrap: BootstrapFactory, on_disconnect: DisconnectHook
+        cls,
+        addr: Multiaddr,
+        bootstrap: BootstrapFactory,
+        on_disconnect: DisconnectHook,
+        tls: TlsConfig,
     ) -> Listener:
         if addr.transport != "tcp":
             raise ValueError(f"cannot listen for RPC on {addr}: not a TCP multiaddr")
@@ -64,7 +77,8 @@ class Listener:
         sock.bind((addr.ip, addr.port))
         sock.listen(128)
         sock.setblocking(False)
-        listener = cls(sock=sock, bootstrap=bootstrap, on_disconnect=on_disconnect)
+        listener = cls(sock=sock, bootstrap=bootstrap, on_disconnect=on_disconnect, tls=tls)
+        listener._context = tls.server_context()
         listener._accept_task = asyncio.create_task(listener._accept_loop(), name="rpc-accept")
         return listener
 
@@ -92,8 +106,29 @@ class Listener:
 
     async def _serve(self, conn: socket.socket, address: str) -> None:
         connection_id = next(self._ids)
-        stream = await capnp.AsyncIoStream.create_connection(sock=conn)
-        server = capnp.TwoPartyServer(stream, bootstrap=self.bootstrap(connection_id, address))
+        try:
+            transport, stream = await _tls_stream(
+                lambda factory: asyncio.get_running_loop().connect_accepted_socket(
+                    factory,
+                    sock=conn,
+                    ssl=self._context,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+                )
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            conn.close()
+            log.warning(
+                "refused RPC connection from %s: TLS handshake failed (%s)%s",
+                address,
+                _reason(exc),
+                "" if self.tls.open_cluster else " - not a member of this cluster?",
+            )
+            return
+        cert = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        proven = peer_id_of_certificate(cert) if cert else None
+        server = capnp.TwoPartyServer(
+            stream, bootstrap=self.bootstrap(connection_id, address, proven)
+        )
         connection = ServerConnection(connection_id, address, server, stream)
         self.connections[connection_id] = connection
         log.info("rpc connection %d from %s", connection_id, address)
@@ -135,17 +170,43 @@ class ClientConnection:
     stream: Any
     host: Any  # schema.host.Host client
     address: str
+    peer_id: str  # the gateway's, proven by its TLS certificate
 
     @classmethod
-    async def dial(cls, addr: Multiaddr, *, timeout: float = 5.0) -> ClientConnection:
+    async def dial(
+        cls,
+        addr: Multiaddr,
+        *,
+        tls: TlsConfig,
+        expect_peer: str | None,
+        timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> ClientConnection:
+        """Connect over TLS; the gateway must prove it holds the key of
+        `expect_peer` (when given). Raises PeerAuthError if it does not."""
         if addr.transport != "tcp":
             raise ValueError(f"cannot dial {addr}: not a TCP multiaddr")
-        stream = await asyncio.wait_for(
-            capnp.AsyncIoStream.create_connection(addr.ip, addr.port), timeout
+        context = tls.client_context()
+        transport, stream = await asyncio.wait_for(
+            _tls_stream(
+                lambda factory: asyncio.get_running_loop().create_connection(
+                    factory, addr.ip, addr.port, ssl=context, server_hostname=SERVER_NAME
+                )
+            ),
+            timeout,
         )
+        try:
+            cert = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            peer = peer_id_of_certificate(cert)
+            if expect_peer is not None and peer != expect_peer:
+                raise PeerAuthError(
+                    f"{addr} proved it holds the key of {peer}, not of {expect_peer}"
+                )
+        except PeerAuthError:
+            stream.close()
+            raise
         client = capnp.TwoPartyClient(stream)
         host = client.bootstrap().cast_as(schema.host.Host)
-        return cls(client=client, stream=stream, host=host, address=str(addr))
+        return cls(client=client, stream=stream, host=host, address=str(addr), peer_id=peer)
 
     async def wait_closed(self) -> None:
         await self.client.on_disconnect()
@@ -156,6 +217,26 @@ class ClientConnection:
             self.client.close()
         with contextlib.suppress(Exception):
             self.stream.close()
+
+
+async def _tls_stream(open_transport: Callable[[Any], Any]) -> tuple[Any, Any]:
+    """A pycapnp stream on a TLS transport: `open_transport(factory)` is an
+    asyncio call that makes the transport (connect, or wrap an accepted
+    socket). pycapnp's own protocol is the transport's protocol, so the
+    transport (and its certificates) stays ours to inspect."""
+    ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def factory() -> Any:
+        return capnp.AsyncIoStream._connect(ready.set_result)
+
+    transport, _ = await open_transport(factory)
+    return transport, await ready
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    return str(exc) or type(exc).__name__
 
 
 def _host_ipv4_addresses() -> list[str]:

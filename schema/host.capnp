@@ -11,9 +11,19 @@ interface Host {
   channel @1 (name :Text) -> (sender :C.Sender);
   # The sending end of a named channel. Only the sending end is handed out:
   # a worker may offer itself, it may not take other workers' capabilities.
+  # Only after `authenticate`.
 
   leave @2 () -> ();
   # The workers offered over this connection take no new runs. Returns once
   # none of them has a run in flight: the worker may then disconnect without
   # losing anything (a graceful stop).
+
+  challenge @3 () -> (nonce :Data);
+  # A fresh random nonce for this connection.
+
+  authenticate @4 (peer :Text, signature :Data) -> ();
+  # Prove holding the key of `peer`: an Ed25519 signature over
+  # "ww-join:" ++ gateway peer ID ++ ":" ++ nonce. Fails if the signature
+  # does not check, or if the connection's TLS certificate (cluster mode)
+  # belongs to another peer.
 }

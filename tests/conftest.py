@@ -20,3 +20,15 @@ def netns() -> Iterator[NetNS]:
         yield ns
     finally:
         ns.close()
+
+
+@pytest.fixture(autouse=True)
+def http_bound_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests made with Django's test client stand for the loopback default.
+
+    `rungateway --http 127.0.0.1:...` publishes its bind address as
+    WW_HTTP_BIND, and with WW_WRITES_NEED_AUTH=auto anonymous writes are then
+    allowed (tasks_app/api/permissions). The test client has no server, so
+    each test starts as if bound to loopback; tests/security changes this.
+    """
+    monkeypatch.setenv("WW_HTTP_BIND", "127.0.0.1")

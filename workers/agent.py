@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from cluster_app.host import WORKERS_CHANNEL
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr, MultiaddrError, parse_multiaddr
 from cluster_app.rpc import ClientConnection
+from cluster_app.tls import PeerAuthError, TlsConfig, join_message
 from workers.executor import Executor, RunOutcome, RunRequest
 from workers.modules import module_hash
 
@@ -129,6 +131,7 @@ class WorkerConfig:
     ping_timeout: float = 5.0
     max_backoff: float = 5.0
     stop_grace: float = 30.0
+    cluster_key: bytes | None = None
 
 
 class WorkerAgent:
@@ -210,18 +213,28 @@ class WorkerAgent:
             if addr.transport != "tcp":
                 continue
             try:
-                return await ClientConnection.dial(addr)
+                return await ClientConnection.dial(
+                    addr,
+                    tls=TlsConfig(self.config.identity, self.config.cluster_key),
+                    expect_peer=self.config.dial,
+                )
+            except PeerAuthError as exc:
+                raise WrongPeer(f"not joining: {exc}") from None
+            except ssl.SSLError as exc:
+                errors.append(f"{addr}: TLS handshake failed ({exc.reason or exc})")
             except (OSError, TimeoutError) as exc:
-                errors.append(f"{addr}: {exc}")
+                errors.append(f"{addr}: {exc or type(exc).__name__}")
         raise ConnectionError("no address answered: " + ("; ".join(errors) or "none given"))
 
     async def _offer_and_serve(self, connection: ClientConnection) -> None:
         host = connection.host
-        gateway = str((await asyncio.wait_for(host.peer(), self.config.ping_timeout)).id)
-        if self.config.dial and gateway != self.config.dial:
-            raise WrongPeer(
-                f"{connection.address} says it is {gateway}, not {self.config.dial}; not joining"
-            )
+        gateway = connection.peer_id  # proven by its TLS certificate
+        claimed = str((await asyncio.wait_for(host.peer(), self.config.ping_timeout)).id)
+        if claimed != gateway:
+            raise WrongPeer(f"{connection.address} says it is {claimed} but proved {gateway}")
+        nonce = bytes((await host.challenge()).nonce)
+        signature = self.config.identity.sign(join_message(gateway, nonce))
+        await host.authenticate(peer=self.peer_id, signature=signature)
         sender = (await host.channel(WORKERS_CHANNEL)).sender
         server = WorkerServer(
             self.executor, peer_id=self.peer_id, concurrency=self.config.concurrency

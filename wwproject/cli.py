@@ -25,6 +25,12 @@ def add_cluster_options(parser: Any) -> None:
         help="multicast group for discovery (default %(default)s; env WW_DISCOVER)",
     )
     parser.add_argument(
+        "--cluster-key-file",
+        default=settings.WW_CLUSTER_KEY_FILE,
+        help="shared cluster secret; only nodes holding it can join "
+        "(default: none, an open cluster; env WW_CLUSTER_KEY_FILE)",
+    )
+    parser.add_argument(
         "--log-level",
         default=settings.LOG_LEVEL,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -39,3 +45,18 @@ def configure_logging(level: str) -> None:
     loggers["ww"] = {**loggers.get("ww", {}), "level": level}
     config["loggers"] = loggers
     logging.config.dictConfig(config)
+
+
+def cluster_key(options: dict[str, Any]) -> bytes | None:
+    """The cluster secret named by --cluster-key-file, or None."""
+    from django.core.management.base import CommandError
+
+    from cluster_app.tls import ClusterKeyError, load_cluster_key
+
+    path = options.get("cluster_key_file") or ""
+    if not path:
+        return None
+    try:
+        return load_cluster_key(path)
+    except ClusterKeyError as exc:
+        raise CommandError(str(exc)) from None

@@ -131,7 +131,11 @@ if redis_url := os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url]},
+            # channels_redis waits for messages with BZPOPMIN for 5 s; redis-py 8
+            # times socket reads out after 5 s by default, which would kill
+            # every consumer mid-wait (channels_redis issue 422). A longer read
+            # timeout still notices a dead connection.
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": 15}]},
         }
     }
 
@@ -200,6 +204,7 @@ WW_LISTEN = os.environ.get("WW_LISTEN", "/ip4/127.0.0.1/tcp/0")
 WW_ADDR = os.environ.get("WW_ADDR", "")
 WW_HTTP = os.environ.get("WW_HTTP", "127.0.0.1:8080")
 WW_IDENTITY_FILE = Path(os.environ.get("WW_IDENTITY_FILE", STATE_DIR / "identity.key"))
+WW_CLUSTER_KEY_FILE = os.environ.get("WW_CLUSTER_KEY_FILE", "")
 
 # Uploads and runs.
 WW_MODULE_MAX_BYTES = _env_int("WW_MODULE_MAX_BYTES", 16 * 1024 * 1024)

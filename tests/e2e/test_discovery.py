@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import schema
 from cluster_app.discovery import DiscoveryStats, find_peer, serve_surveys
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr, parse_multiaddr
 from cluster_app.multicast import MulticastSocket
-from cluster_app.packet import Packet, Request, Survey, encode
+from cluster_app.packet import SIGNATURE_DOMAIN, Packet, Request, Survey, encode, now_ms
 from tests.netns import NetNS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -263,3 +264,86 @@ def test_casm_ls_format_matches_the_seed_layout() -> None:
         r"\[0012\] Got multicast packet \(5 byte\)\n  invalid:   not a boot envelope: [^\n]+\n\n",
         format_packet(12, b"\x00junk") or "",
     )
+
+
+async def _serve_and_send(
+    group: Multiaddr, server: Identity, stats: DiscoveryStats, datagrams: list[bytes]
+) -> None:
+    serving = asyncio.create_task(
+        serve_surveys(
+            identity=server, namespace="ww", group=group, addrs=lambda: SERVED_ADDRS, stats=stats
+        )
+    )
+    try:
+        # serve_surveys has joined the group once it sees our probe (an
+        # other-namespace packet, ignored and counted).
+        probe_sender = Identity.generate()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while stats.reasons["other-namespace"] == 0:
+            assert loop.time() < deadline, "serve_surveys never joined the group"
+            await _send(group, encode(Packet("probe", Request(probe_sender.peer_id)), probe_sender))
+            await asyncio.sleep(0.05)
+        before = stats.received
+        await _send(group, *datagrams)
+        deadline = loop.time() + 10
+        while stats.received < before + len(datagrams) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+def test_replayed_stale_forged_and_foreign_packets_are_dropped_counted_and_marked(
+    netns: NetNS, tmp_path: Path
+) -> None:
+    group = parse_multiaddr(GROUP)
+    server, sender, forger = Identity.generate(), Identity.generate(), Identity.generate()
+    fresh = encode(Packet("ww", Request(sender.peer_id)), sender)
+    stale = encode(Packet("ww", Request(sender.peer_id), now_ms() - 120_000), sender)
+    future = encode(Packet("ww", Request(sender.peer_id), now_ms() + 120_000), sender)
+    payload, _ = _split(encode(Packet("ww", Request(sender.peer_id)), sender))
+    forged = _envelope(payload, forger.sign(SIGNATURE_DOMAIN + payload))  # sender's ID, not key
+    foreign = encode(Packet("elsewhere", Request(sender.peer_id)), sender)
+    datagrams = [fresh, fresh, stale, future, forged, GARBAGE, foreign]
+
+    casm = CasmLs(netns, tmp_path, "casm_ls_replay")
+    casm.wait_listening()
+    stats = DiscoveryStats()
+    with netns.entered():
+        asyncio.run(_serve_and_send(group, server, stats, datagrams))
+
+    assert stats.answered == 1, "only the first, fresh request is answered"
+    assert stats.reasons["replayed"] == 1
+    assert stats.reasons["stale"] == 1
+    assert stats.reasons["future"] == 1
+    assert stats.reasons["bad-signature"] == 1
+    assert stats.reasons["malformed"] == 1
+    assert stats.reasons["other-namespace"] >= 2  # the probe(s) and `foreign`
+    assert stats.invalid == 5
+
+    wait_for(lambda: "replayed packet" in casm.stdout, "casm_ls to mark the replay")
+    wait_for(lambda: casm.stdout.count("invalid:") >= 5, "casm_ls to mark all five")
+    out = casm.stdout
+    assert re.search(
+        rf"  invalid:   replayed packet \(stamp \d+ not newer than \d+\) from {sender.peer_id}\n",
+        out,
+    ), out
+    assert re.search(r"  invalid:   stale packet \(stamp \d+ is 12\d\.\d s behind local", out), out
+    assert re.search(r"  invalid:   future packet \(stamp \d+ is 1[12]\d\.\d s ahead of", out), out
+    assert f"  invalid:   bad signature for peer {sender.peer_id}\n" in out
+    assert "namespace: elsewhere" in out  # casm_ls without --ns shows every namespace
+    assert request_block(sender.peer_id).search(out), "the fresh request is shown as valid"
+    assert casm.proc.poll() is None
+    assert casm.stop() == 0
+    assert "Traceback" not in casm.err_path.read_text()
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    env = schema.boot.Envelope.from_bytes_packed(data)
+    return bytes(env.payload), bytes(env.signature)
+
+
+def _envelope(payload: bytes, signature: bytes) -> bytes:
+    return schema.boot.Envelope.new_message(payload=payload, signature=signature).to_bytes_packed()

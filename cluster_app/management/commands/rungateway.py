@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr
-from wwproject.cli import add_cluster_options, configure_logging
+from wwproject.cli import add_cluster_options, cluster_key, configure_logging
 
 log = logging.getLogger("ww.gateway")
 
@@ -74,6 +74,7 @@ class Command(BaseCommand):
             default_duration=settings.WW_DEFAULT_DURATION,
             ping_interval=settings.WW_PING_INTERVAL,
             ping_timeout=settings.WW_PING_TIMEOUT,
+            cluster_key=cluster_key(options),
         )
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
         code = process.run(signals=(signal.SIGINT, signal.SIGTERM))

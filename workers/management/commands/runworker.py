@@ -20,7 +20,7 @@ from cluster_app.identity import Identity, InvalidPeerID, public_key_from_peer_i
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr, parse_multiaddrs
 from workers.agent import WorkerAgent, WorkerConfig
 from workers.executor import Executor
-from wwproject.cli import add_cluster_options, configure_logging
+from wwproject.cli import add_cluster_options, cluster_key, configure_logging
 
 log = logging.getLogger("ww.worker")
 
@@ -90,6 +90,7 @@ class Command(BaseCommand):
             ping_interval=settings.WW_PING_INTERVAL,
             ping_timeout=settings.WW_PING_TIMEOUT,
             stop_grace=options["grace"],
+            cluster_key=cluster_key(options),
         )
         asyncio.run(_main(config))
 
