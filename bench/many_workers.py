@@ -1,6 +1,7 @@
 """Many worker connections from one process (for the fairness measure).
 
-Each connection dials the gateway (static bootstrap), takes the sending end
+Each connection dials the gateway (static bootstrap, TLS, signed join
+challenge, open cluster: no cluster key), takes the sending end
 of its `workers` channel and offers its own Worker capability, with its own
 peer ID and concurrency 1 (workers/agent.py's WorkerServer). All of them
 share one wasmtime Executor. Prints `ready N` once all have joined; runs
@@ -31,6 +32,7 @@ from cluster_app.host import WORKERS_CHANNEL  # noqa: E402
 from cluster_app.identity import Identity  # noqa: E402
 from cluster_app.multiaddr import parse_multiaddr  # noqa: E402
 from cluster_app.rpc import ClientConnection  # noqa: E402
+from cluster_app.tls import TlsConfig, join_message  # noqa: E402
 from workers.agent import WorkerServer  # noqa: E402
 from workers.executor import Executor  # noqa: E402
 
@@ -48,18 +50,22 @@ async def main(args: argparse.Namespace) -> None:
         async with capnp.kj_loop():
             try:
                 for _ in range(args.n):
-                    conn = await ClientConnection.dial(addr)
-                    connections.append(conn)
-                    peer = str((await conn.host.peer()).id)
-                    if peer != args.dial:
-                        raise SystemExit(f"gateway is {peer}, not {args.dial}")
-                    sender = (await conn.host.channel(WORKERS_CHANNEL)).sender
-                    server = WorkerServer(
-                        executor, peer_id=Identity.generate().peer_id, concurrency=1
+                    # What workers/agent.py does per connection: TLS with our own
+                    # identity, the gateway proves its peer ID, we sign its nonce.
+                    identity = Identity.generate()
+                    conn = await ClientConnection.dial(
+                        addr, tls=TlsConfig(identity, None), expect_peer=args.dial
                     )
+                    connections.append(conn)
+                    host = conn.host
+                    nonce = bytes((await host.challenge()).nonce)
+                    signature = identity.sign(join_message(conn.peer_id, nonce))
+                    await host.authenticate(peer=identity.peer_id, signature=signature)
+                    sender = (await host.channel(WORKERS_CHANNEL)).sender
+                    server = WorkerServer(executor, peer_id=identity.peer_id, concurrency=1)
                     servers.append(server)
                     await sender.send(value={"worker": server})
-                    del sender
+                    del sender, host
                 print(f"ready {len(connections)}", flush=True)
                 await asyncio.wait_for(stop.wait(), args.max_seconds)
             except TimeoutError:

@@ -403,6 +403,40 @@ def round_trip(sys_: OurSystem, wasm: bytes, n: int, poll: float = 0.001) -> dic
     }
 
 
+def round_trip_ws(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
+    """POST one run due now; wait for its final state on the websocket
+    stream /ws/tasks/ (connected once, before the first POST)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    totals = []
+    errors = 0
+    with connect(f"ws://127.0.0.1:{sys_.http_port}/ws/tasks/", open_timeout=10) as ws:
+        for _ in range(n):
+            task_id = sys_.new_id("rtws")
+            t0 = time.time()
+            sys_.submit(wasm, task_id=task_id)
+            deadline = time.monotonic() + 30
+            ok = False
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                if msg.get("task") == task_id and msg.get("state") in FINAL:
+                    ok = msg.get("state") == "succeeded"
+                    break
+            if not ok:
+                errors += 1
+                continue
+            totals.append((time.time() - t0) * 1000)
+    return {
+        "p50_ms": pct(totals, 50),
+        "p99_ms": pct(totals, 99),
+        "n": len(totals),
+        "errors": errors,
+        "method": "REST POST /tasks, then the run's final state on ws://.../ws/tasks/",
+    }
+
+
 def lateness_stats(lates_ms: list[float]) -> dict[str, Any]:
     return {
         "p50_ms": pct(lates_ms, 50),

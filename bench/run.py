@@ -172,8 +172,12 @@ class Bench:
         n = 50 if self.quick else 200
         log(f"round trip: {n} each")
         ours_r = ours.round_trip(us, self.noop, n)
+        try:
+            ours_ws = ours.round_trip_ws(us, self.noop, n)
+        except Exception as exc:  # noqa: BLE001 - reported, the rest goes on
+            ours_ws = {"error": f"{type(exc).__name__}: {exc}", "p50_ms": None, "p99_ms": None}
         cel_r = cs.round_trip(cel, self.noop, n)
-        self.results["roundtrip"] = {"ours": ours_r, "celery": cel_r}
+        self.results["roundtrip"] = {"ours": ours_r, "ours_websocket": ours_ws, "celery": cel_r}
 
     def punctuality(self, us: ours.OurSystem, cel: cs.CeleryBaseline) -> None:
         out: dict[str, Any] = {}
@@ -472,6 +476,28 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 "-",
             )
         )
+        if w := t.get("ours_websocket"):
+            ratio = _div(w.get("p50_ms"), c["p50_ms"])
+            out.append(
+                (
+                    "round trip p50, ms (ours: result via websocket)",
+                    f(w.get("p50_ms"), nd=2),
+                    f(c["p50_ms"], nd=2),
+                    f(ratio, "x", 2),
+                    "<= celery",
+                    met(ratio <= 1 if ratio is not None else None),
+                )
+            )
+            out.append(
+                (
+                    "round trip p99, ms (ours: result via websocket)",
+                    f(w.get("p99_ms"), nd=2),
+                    f(c["p99_ms"], nd=2),
+                    f(_div(w.get("p99_ms"), c["p99_ms"]), "x", 2),
+                    "-",
+                    "-",
+                )
+            )
     if t := r.get("punctuality"):
         for name, limit in (("burst", 5.0), ("spaced_10ms", 2.0)):
             o, c = t[name]["ours"], t[name]["celery"]
@@ -681,13 +707,23 @@ def main() -> int:
         if args.profile:
             bench.profile(Path(args.profile))
             return 0
-        bench.phase_main(wanted)
-        if "scaling" in wanted:
-            bench.phase_scaling()
-        if "loss" in wanted:
-            bench.phase_loss()
-        if "scale" in wanted:
-            bench.phase_scale()
+        phases: list[tuple[str, Any]] = [("main", lambda: bench.phase_main(wanted))]
+        for name, fn in (
+            ("scaling", bench.phase_scaling),
+            ("loss", bench.phase_loss),
+            ("scale", bench.phase_scale),
+        ):
+            if name in wanted:
+                phases.append((name, fn))
+        for name, fn in phases:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - one phase failing keeps the others
+                import traceback
+
+                log(f"phase {name} FAILED: {exc}")
+                bench.results.setdefault("errors", {})[name] = traceback.format_exc()[-3000:]
+                bench.procs.stop_all()
     finally:
         bench.procs.stop_all()
     env["load_average_at_end"] = os.getloadavg()

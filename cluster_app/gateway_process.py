@@ -43,7 +43,12 @@ class GatewayProcess:
         self._stopped = asyncio.Event()
 
     def run(self, *, signals: Iterable[int]) -> int:
+        from django.conf import settings
+
         from wwproject.asgi import application
+        from wwproject.limits import bounded_daphne_requests
+
+        bounded_daphne_requests(settings.WW_MODULE_MAX_BYTES + 1024 * 1024)
 
         self.server = daphne.server.Server(
             application=application,

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.netns import NetNS, NetNSUnavailable
+
+# Property tests: a few hundred examples in CI; `HYPOTHESIS_PROFILE=fuzz`
+# for a long fuzz run of the codecs (packet decoder, multiaddr parser).
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("fuzz", max_examples=50_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -61,12 +61,6 @@ def assert_413(response, limit: int) -> None:
 
 # First in this module on purpose: it reads the gateway's peak memory, which
 # any earlier big upload would already have raised.
-@pytest.mark.xfail(
-    strict=True,
-    reason="Twisted parses multipart bodies into request.args (~10x the body size) and daphne "
-    "queues the whole body before the ASGI 413 guard runs; needs a bounded daphne WebRequest "
-    "in cluster_app/gateway_process.py",
-)
 def test_oversized_multipart_upload_is_never_held_in_memory(gateway: Cluster) -> None:
     assert gateway.gateway is not None
     before = peak_rss(gateway.gateway.pid)

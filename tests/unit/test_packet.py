@@ -197,7 +197,7 @@ def test_decode_rejects_non_bytes() -> None:
         decode("text")  # type: ignore[arg-type]
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_decode_of_arbitrary_bytes_raises_only_packet_error(data: bytes) -> None:
     try:
@@ -206,7 +206,6 @@ def test_decode_of_arbitrary_bytes_raises_only_packet_error(data: bytes) -> None
         pass
 
 
-@settings(max_examples=300)
 @given(
     kind=st.sampled_from(sorted(PACKETS)),
     flips=st.lists(st.tuples(st.integers(0, 400), st.integers(1, 255)), min_size=1, max_size=4),
@@ -273,7 +272,7 @@ def _request_from(peer: bytes):
     return msg
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400))
 def test_correctly_signed_arbitrary_payloads_raise_only_packet_error(payload: bytes) -> None:
     # Signed by the sender, so the envelope is fine and the payload decoder
