@@ -87,8 +87,10 @@ def start_attempt(*, iteration_id: int, worker_peer_id: str) -> int | None:
     """Record that a run was sent to a worker. None if the run is no
     longer waiting (it was cancelled or already finished)."""
     with transaction.atomic():
+        # skip_locked: if another process is claiming this run right now
+        # (PostgreSQL), it is theirs; SQLite serialises writers anyway.
         iteration = (
-            Iteration.objects.select_for_update()
+            Iteration.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("task")
             .filter(pk=iteration_id)
             .first()
