@@ -25,8 +25,9 @@ from cluster_app.multiaddr import Multiaddr
 from cluster_app.pool import PooledWorker, WorkerPool
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
-from tasks_app import metrics
+from tasks_app import events, metrics
 from tasks_app import services as task_services
+from tasks_app.journal import Journal
 from tasks_app.scheduler import Scheduler
 
 log = logging.getLogger("ww.gateway")
@@ -51,14 +52,17 @@ class GatewayNode:
         self.peer_id = config.identity.peer_id
         self.pool = WorkerPool()
         self.channel: SyncChannel[Offer] = SyncChannel()
+        self.journal = Journal(task_services.record_runs, publish=events.publish_runs)
         self.scheduler = Scheduler(
             self.pool,
+            self.journal,
             max_attempts=config.max_attempts,
             default_duration=config.default_duration,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._journal_task: asyncio.Task[None] | None = None
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -98,8 +102,10 @@ class GatewayNode:
             ", ".join(self.multiaddrs()),
             queued,
         )
+        self._journal_task = asyncio.create_task(self.journal.run(), name="journal")
         self._spawn(self._take_workers(), "channel-loop")
         self._spawn(self.scheduler.run(), "scheduler")
+        self._spawn(self._report_load(), "worker-load")
         self._spawn(self._check_liveness(), "liveness")
         if self.config.discover is not None:
             self._spawn(
@@ -118,6 +124,10 @@ class GatewayNode:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._journal_task is not None:
+            # Last: it writes what the scheduler recorded before it stopped.
+            self._journal_task.cancel()
+            await asyncio.gather(self._journal_task, return_exceptions=True)
         self.pool.clear()
         if self.listener is not None:
             await self.listener.close()
@@ -191,6 +201,19 @@ class GatewayNode:
             connection=offer.connection,
         )
         log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
+
+    async def _report_load(self) -> None:
+        """Keep the registry's in-flight counts near the truth (the pool's),
+        without a database write per run."""
+        reported: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(1.0)
+            for worker in self.pool:
+                if reported.get(worker.peer_id) != worker.in_flight:
+                    reported[worker.peer_id] = worker.in_flight
+                    await sync_to_async(services.worker_load)(
+                        peer_id=worker.peer_id, in_flight=worker.in_flight
+                    )
 
     # -- liveness: a half-open connection answers no ping ---------------------
 

@@ -38,3 +38,13 @@ def _publish(message: dict[str, Any]) -> None:
         send(task_group(message["task"]), message)
     except Exception:  # watchers are best effort; the rows are the truth
         log.exception("could not publish %s", message.get("type"))
+
+
+async def publish_runs(messages: list[dict[str, Any]]) -> None:
+    """Publish run events from the event loop (the scheduler's journal)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for message in messages:
+        await layer.group_send(ALL_TASKS_GROUP, message)
+        await layer.group_send(task_group(message["task"]), message)

@@ -4,8 +4,9 @@ and records what happened.
 Due runs sit in an in-memory heap fed from the database at start and on
 each submission; a single timer sleeps until the earliest one is due. A run
 that finds no free worker waits for one (the seed dropped it). A run whose
-worker vanishes goes back in the heap, after a backoff, until its attempts
-are used up.
+worker vanishes goes back in the heap, at the head of the queue, until its
+attempts are used up. Dispatch never waits for the database: what happens
+is appended to the journal, which writes it in batches (`tasks_app.journal`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from django.utils import timezone
 
 from cluster_app import rpc
 from cluster_app.pool import PooledWorker, WorkerPool
-from tasks_app import metrics, schedule, selectors, services
+from tasks_app import metrics, schedule, selectors
+from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.scheduler")
@@ -40,7 +42,8 @@ _OUTCOME_STATES = {
 
 def retry_delay(attempt: int) -> float:
     """Backoff before trying a run again after its attempt number `attempt`
-    was lost or failed: at once the first time, then 1, 2, 4 … s (max 30)."""
+    was lost or failed: at once the first time (and ahead of runs that came
+    due meanwhile), then 1, 2, 4 … s (max 30)."""
     return 0.0 if attempt <= 1 else float(min(2 ** (attempt - 2), 30))
 
 
@@ -58,12 +61,15 @@ class Scheduler:
     def __init__(
         self,
         pool: WorkerPool,
+        journal: Journal,
         *,
         max_attempts: int = 3,
         call_grace: float = 30.0,
         default_duration: float = 60.0,
     ) -> None:
         self._pool = pool
+        self._journal = journal
+        self._cancelled: set[str] = set()
         self._max_attempts = max_attempts
         self._call_grace = call_grace
         self._default_duration = default_duration
@@ -81,6 +87,8 @@ class Scheduler:
     async def load(self, *, task_id: str | None = None) -> int:
         """Queue the runs waiting in the database (all, or one task's)."""
         runs = await sync_to_async(selectors.due_runs)(task_id=task_id)
+        if task_id is not None:
+            self._cancelled.discard(task_id)  # runs queued again (re-run)
         for run in runs:
             self.push(run)
         return len(runs)
@@ -104,6 +112,7 @@ class Scheduler:
         """Drop a task's queued runs and interrupt its running ones (the
         database already says they are cancelled). Returns how many runs
         were interrupted."""
+        self._cancelled.add(task_id)
         kept = [entry for entry in self._heap if entry[2].task_id != task_id]
         if len(kept) != len(self._heap):
             self._queued = {entry[2].iteration_id for entry in kept}
@@ -162,11 +171,8 @@ class Scheduler:
 
     async def _dispatch(self, run: DueRun, worker: PooledWorker) -> None:
         try:
-            attempt_id = await sync_to_async(services.start_attempt)(
-                iteration_id=run.iteration_id, worker_peer_id=worker.peer_id
-            )
-            if attempt_id is not None:
-                await self._execute(run, worker, attempt_id)
+            if run.task_id not in self._cancelled:
+                await self._execute(run, worker)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -175,7 +181,7 @@ class Scheduler:
             self._running.pop(run.iteration_id, None)
             self._pool.release(worker)
 
-    async def _execute(self, run: DueRun, worker: PooledWorker, attempt_id: int) -> None:
+    async def _execute(self, run: DueRun, worker: PooledWorker) -> None:
         duration = run.duration if run.duration > 0 else self._default_duration
         job = {
             "taskId": run.task_id,
@@ -186,31 +192,61 @@ class Scheduler:
             "difficulty": run.difficulty,
             "timeLimitMs": int(duration * 1000),
         }
-        tries = self._tries.get(run.iteration_id, 0) + 1
-        self._tries[run.iteration_id] = tries
-        log.info("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, tries)
+        number = self._tries.get(run.iteration_id, run.attempts) + 1
+        self._tries[run.iteration_id] = number
+        self._journal.append(
+            RunSent(
+                iteration_id=run.iteration_id,
+                task_id=run.task_id,
+                index=run.index,
+                number=number,
+                worker_peer_id=worker.peer_id,
+                sent_at=timezone.now(),
+            )
+        )
+        log.debug("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, number)
         try:
             response = await self._call(worker, job, timeout=duration + self._call_grace)
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the run's
-            await self._lost(run, worker, attempt_id, exc, tries)
+            self._lost(run, worker, number, exc)
             return
         outcome = response.outcome
         state = _OUTCOME_STATES[str(outcome.state)]
         started_at, finished_at = _from_ns(outcome.startedAtNs), _from_ns(outcome.finishedAtNs)
-        retry = await sync_to_async(services.finish_attempt)(
-            attempt_id=attempt_id,
-            state=state,
-            result=outcome.result,
-            error=outcome.error,
-            exit_code=outcome.exitCode if outcome.hasExitCode else None,
-            started_at=started_at,
-            finished_at=finished_at,
+        retry = (
+            state in ("failed", "timed_out")
+            and number <= run.retries
+            and run.task_id not in self._cancelled
+        )
+        self._journal.append(
+            RunEnded(
+                iteration_id=run.iteration_id,
+                task_id=run.task_id,
+                index=run.index,
+                number=number,
+                worker_peer_id=worker.peer_id,
+                outcome=state,
+                run_state="pending" if retry else state,
+                result=outcome.result,
+                error=outcome.error,
+                exit_code=outcome.exitCode if outcome.hasExitCode else None,
+                started_at=started_at,
+                finished_at=finished_at,
+            )
+        )
+        log.info(
+            "run %s#%d %s on %s%s",
+            run.task_id,
+            run.index,
+            state,
+            worker.peer_id,
+            f": {outcome.error}" if outcome.error else f" -> {outcome.result[:40]}",
         )
         metrics.observe_run(
             due_at=run.due_at, started_at=started_at, finished_at=finished_at, state=state
         )
         if retry:
-            self._retry_later(run, tries)
+            self._retry_later(run, number)
         else:
             self._tries.pop(run.iteration_id, None)
 
@@ -237,23 +273,49 @@ class Scheduler:
                     future.cancel()
             await asyncio.gather(call, gone, return_exceptions=True)
 
-    async def _lost(
-        self, run: DueRun, worker: PooledWorker, attempt_id: int, exc: Exception, tries: int
-    ) -> None:
+    def _lost(self, run: DueRun, worker: PooledWorker, number: int, exc: Exception) -> None:
         reason = _first_line(exc)
         if isinstance(exc, (WorkerVanished, TimeoutError)) or rpc.is_disconnect(exc):
             self._pool.remove(worker)
-        retry = await sync_to_async(services.lose_attempt)(
-            attempt_id=attempt_id, reason=reason, max_attempts=self._max_attempts
+        cancelled = run.task_id in self._cancelled
+        retry = number < self._max_attempts and not cancelled
+        if retry:
+            run_state, error = "pending", reason
+        elif cancelled:
+            run_state, error = "cancelled", reason
+        else:
+            run_state, error = "failed", f"gave up after {number} attempts: {reason}"
+        self._journal.append(
+            RunEnded(
+                iteration_id=run.iteration_id,
+                task_id=run.task_id,
+                index=run.index,
+                number=number,
+                worker_peer_id=worker.peer_id,
+                outcome="lost",
+                run_state=run_state,
+                error=error,
+            )
+        )
+        log.warning(
+            "run %s#%d lost on %s (%s); %s",
+            run.task_id,
+            run.index,
+            worker.peer_id,
+            reason,
+            "will retry" if retry else run_state,
         )
         if retry:
-            self._retry_later(run, tries)
+            self._retry_later(run, number)
         else:
             self._tries.pop(run.iteration_id, None)
 
     def _retry_later(self, run: DueRun, tries: int) -> None:
         self._running.pop(run.iteration_id, None)
-        due = timezone.now() + timedelta(seconds=retry_delay(tries))
+        delay = retry_delay(tries)
+        # The first retry keeps the run's own due time: it goes to the head
+        # of the queue instead of behind the runs that came due meanwhile.
+        due = run.due_at if delay == 0 else timezone.now() + timedelta(seconds=delay)
         self.push(replace(run, due_at=due))
 
     async def _module(self, sha256: str) -> bytes:

@@ -47,11 +47,17 @@ class DueRun:
     input: int
     difficulty: int
     duration: float
+    retries: int = 0  # extra attempts the task allows after a trap or timeout
+    attempts: int = 0  # attempts made so far
 
 
 def due_runs(*, task_id: str | None = None) -> list[DueRun]:
     """Runs waiting to be dispatched (all of them, or one task's)."""
-    runs = Iteration.objects.filter(state=State.PENDING).select_related("task")
+    runs = (
+        Iteration.objects.filter(state=State.PENDING, task__cancelled_at__isnull=True)
+        .select_related("task")
+        .annotate(attempt_count=Count("attempts"))
+    )
     if task_id is not None:
         runs = runs.filter(task_id=task_id)
     return [
@@ -64,6 +70,8 @@ def due_runs(*, task_id: str | None = None) -> list[DueRun]:
             input=it.task.input,
             difficulty=it.task.difficulty,
             duration=it.task.duration,
+            retries=it.task.retries,
+            attempts=it.attempt_count,  # type: ignore[attr-defined]
         )
         for it in runs.order_by("due_at")
     ]

@@ -4,20 +4,22 @@ in one transaction."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db.models import Count, F
 from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import events, schedule
 from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
+from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Attempt, Iteration, Module, Task
-from workers.modules import InvalidModule, inspect_module
+from workers.modules import InvalidModule, inspect_module, module_hash
 
 log = logging.getLogger("ww.tasks")
 
@@ -29,6 +31,9 @@ def store_module(*, wasm: bytes) -> Module:
     """Validate a module and store it once per content hash."""
     if len(wasm) > settings.WW_MODULE_MAX_BYTES:
         raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+    known = Module.objects.filter(pk=module_hash(wasm)).first()
+    if known is not None:
+        return known  # these very bytes were checked when first stored
     try:
         info = inspect_module(wasm)
     except InvalidModule as exc:
@@ -83,152 +88,103 @@ def create_task(
     return task
 
 
-def start_attempt(*, iteration_id: int, worker_peer_id: str) -> int | None:
-    """Record that a run was sent to a worker. None if the run is no
-    longer waiting (it was cancelled or already finished)."""
+def record_runs(records: Sequence[RunSent | RunEnded]) -> list[dict[str, Any]]:
+    """Write a batch of the scheduler's run records in one transaction.
+    Returns the run events to publish (the latest state of each run touched).
+
+    A run only moves out of `pending` or `running`: a run cancelled meanwhile
+    stays cancelled, and a success is written (and counted) once."""
+    sent = [r for r in records if isinstance(r, RunSent)]
+    ended = [r for r in records if isinstance(r, RunEnded)]
+    peers = {r.worker_peer_id for r in records}
+    now = timezone.now()
+    latest: dict[int, tuple[str, RunSent | RunEnded]] = {}
     with transaction.atomic():
-        # skip_locked: if another process is claiming this run right now
-        # (PostgreSQL), it is theirs; SQLite serialises writers anyway.
-        iteration = (
-            Iteration.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("task")
-            .filter(pk=iteration_id)
-            .first()
+        workers = dict(
+            WorkerNode.objects.filter(peer_id__in=peers).values_list("peer_id", "pk")
         )
-        if iteration is None or iteration.state != State.PENDING:
-            return None
-        if iteration.task.cancelled_at is not None:
-            return None
-        number = iteration.attempts.count() + 1
-        attempt = Attempt.objects.create(
-            iteration=iteration,
-            number=number,
-            worker=WorkerNode.objects.filter(peer_id=worker_peer_id).first(),
-            worker_peer_id=worker_peer_id,
-            sent_at=timezone.now(),
-        )
-        iteration.state = State.RUNNING
-        iteration.save(update_fields=["state"])
-        if attempt.worker_id is not None:
-            WorkerNode.objects.filter(pk=attempt.worker_id).update(in_flight=F("in_flight") + 1)
-        _announce(iteration, attempt)
-    return attempt.pk
-
-
-_FINAL = {
-    "succeeded": (Outcome.SUCCEEDED, State.SUCCEEDED),
-    "failed": (Outcome.FAILED, State.FAILED),
-    "timed_out": (Outcome.TIMED_OUT, State.TIMED_OUT),
-    "cancelled": (Outcome.CANCELLED, State.CANCELLED),
-}
-
-
-def finish_attempt(
-    *,
-    attempt_id: int,
-    state: str,
-    result: str,
-    error: str,
-    exit_code: int | None,
-    started_at: datetime | None,
-    finished_at: datetime | None,
-) -> bool:
-    """Store what the worker answered. The run ends in the same state, or,
-    if it failed and its task asked for retries it has not used up, waits
-    to be tried again: True then."""
-    outcome, final = _FINAL[state]
-    with transaction.atomic():
-        attempt = (
-            Attempt.objects.select_for_update().select_related("iteration__task").get(pk=attempt_id)
-        )
-        if attempt.outcome != Outcome.RUNNING:
-            return False  # already settled (e.g. declared lost): count it once
-        attempt.outcome = outcome
-        attempt.result = result
-        attempt.error = error
-        attempt.exit_code = exit_code
-        attempt.started_at = started_at
-        attempt.finished_at = finished_at or timezone.now()
-        attempt.save()
-        iteration = attempt.iteration
-        task = iteration.task
-        retry = (
-            final in (State.FAILED, State.TIMED_OUT)
-            and task.cancelled_at is None
-            and attempt.number <= task.retries
-        )
-        if retry:
-            iteration.state = State.PENDING
-            iteration.error = error
-            iteration.save(update_fields=["state", "error"])
-        else:
-            iteration.state = final
-            iteration.result = result
-            iteration.error = error
-            iteration.finished_at = attempt.finished_at
-            iteration.save(update_fields=["state", "result", "error", "finished_at"])
-        _announce(iteration, attempt)
-        if attempt.worker_id is not None:
-            counter = "completed" if final == State.SUCCEEDED else "failed"
-            WorkerNode.objects.filter(pk=attempt.worker_id).update(
-                **{counter: F(counter) + 1},
-                in_flight=Greatest(F("in_flight") - 1, 0),
-                last_seen=timezone.now(),
+        if sent:
+            Attempt.objects.bulk_create(
+                [
+                    Attempt(
+                        iteration_id=r.iteration_id,
+                        number=r.number,
+                        worker_id=workers.get(r.worker_peer_id),
+                        worker_peer_id=r.worker_peer_id,
+                        sent_at=r.sent_at,
+                    )
+                    for r in sent
+                ],
+                ignore_conflicts=True,
             )
-    log.info(
-        "run %s#%d %s on %s%s%s",
-        iteration.task_id,
-        iteration.index,
-        final,
-        attempt.worker_peer_id,
-        f": {error}" if error else f" -> {result[:40]}",
-        "; will retry" if retry else "",
-    )
-    return retry
-
-
-def lose_attempt(*, attempt_id: int, reason: str, max_attempts: int) -> bool:
-    """The worker went away mid-run. The run waits for another worker
-    unless it has used up its attempts; True if it will be tried again."""
-    with transaction.atomic():
-        attempt = (
-            Attempt.objects.select_for_update().select_related("iteration__task").get(pk=attempt_id)
-        )
-        if attempt.outcome != Outcome.RUNNING:
-            return False
-        attempt.outcome = Outcome.LOST
-        attempt.error = reason
-        attempt.finished_at = timezone.now()
-        attempt.save(update_fields=["outcome", "error", "finished_at"])
-        if attempt.worker_id is not None:
-            WorkerNode.objects.filter(pk=attempt.worker_id).update(
-                in_flight=Greatest(F("in_flight") - 1, 0)
+            moved = set(
+                Iteration.objects.filter(
+                    pk__in=[r.iteration_id for r in sent], state=State.PENDING
+                ).values_list("pk", flat=True)
             )
-        iteration = attempt.iteration
-        cancelled = iteration.task.cancelled_at is not None
-        retry = attempt.number < max_attempts and not cancelled
-        if cancelled:
-            iteration.state = State.CANCELLED
-            iteration.finished_at = attempt.finished_at
-            iteration.save(update_fields=["state", "finished_at"])
-        elif retry:
-            iteration.state = State.PENDING
-            iteration.save(update_fields=["state"])
-        else:
-            iteration.state = State.FAILED
-            iteration.error = f"gave up after {attempt.number} attempts: {reason}"
-            iteration.finished_at = attempt.finished_at
-            iteration.save(update_fields=["state", "error", "finished_at"])
-        _announce(iteration, attempt)
-    log.warning(
-        "run %s#%d lost on %s (%s); %s",
-        iteration.task_id,
-        iteration.index,
-        attempt.worker_peer_id,
-        reason,
-        "will retry" if retry else "giving up",
+            Iteration.objects.filter(pk__in=moved).update(state=State.RUNNING)
+            for r in sent:
+                if r.iteration_id in moved:
+                    latest[r.iteration_id] = (State.RUNNING, r)
+        tally: dict[str, dict[str, int]] = {}
+        for r in ended:
+            settled = Attempt.objects.filter(
+                iteration_id=r.iteration_id, number=r.number, outcome=Outcome.RUNNING
+            ).update(
+                outcome=r.outcome,
+                result=r.result,
+                error=r.error,
+                exit_code=r.exit_code,
+                started_at=r.started_at,
+                finished_at=r.finished_at or now,
+            )
+            if not settled:
+                continue  # already settled: count it once
+            fields: dict[str, Any] = {"state": r.run_state, "error": r.error}
+            if r.run_state != State.PENDING:
+                fields.update(result=r.result, finished_at=r.finished_at or now)
+            moved_run = Iteration.objects.filter(
+                pk=r.iteration_id, state__in=[State.PENDING, State.RUNNING]
+            ).update(**fields)
+            if moved_run:
+                latest[r.iteration_id] = (r.run_state, r)
+            if r.outcome != Outcome.LOST:
+                counts = tally.setdefault(r.worker_peer_id, {"completed": 0, "failed": 0})
+                counts["completed" if r.outcome == Outcome.SUCCEEDED else "failed"] += 1
+        for peer, counts in tally.items():
+            WorkerNode.objects.filter(peer_id=peer).update(
+                completed=F("completed") + counts["completed"],
+                failed=F("failed") + counts["failed"],
+                last_seen=now,
+            )
+    return _run_events(latest, now)
+
+
+def _run_events(
+    latest: dict[int, tuple[str, RunSent | RunEnded]], now: datetime
+) -> list[dict[str, Any]]:
+    tasks = {record.task_id for _, record in latest.values()}
+    completions = dict(
+        Iteration.objects.filter(task_id__in=tasks, state=State.SUCCEEDED)
+        .values("task_id")
+        .annotate(n=Count("pk"))
+        .values_list("task_id", "n")
     )
-    return retry
+    return [
+        {
+            "type": "run.changed",
+            "task": record.task_id,
+            "index": record.index,
+            "state": str(state),
+            "worker": record.worker_peer_id,
+            "attempt": record.number,
+            "result": getattr(record, "result", ""),
+            "error": getattr(record, "error", ""),
+            "completions": completions.get(record.task_id, 0),
+            "at": now.isoformat(),
+        }
+        for state, record in latest.values()
+    ]
 
 
 def _announce(iteration: Iteration, attempt: Attempt | None) -> None:

@@ -69,7 +69,7 @@ class TaskListView(APIView):
         "`run(input, difficulty)` or a WASI command (`_start`).",
         request={"multipart/form-data": TaskSubmissionSerializer},
         responses={
-            201: TaskDetailDocSerializer,
+            201: TaskSerializer,
             400: _ERROR,
             409: OpenApiResponse(ErrorSerializer, description="a task with this id exists"),
             413: OpenApiResponse(ErrorSerializer, description="the module is over the limit"),
@@ -96,7 +96,8 @@ class TaskListView(APIView):
             retries=data["retries"],
         )
         notify.task_submitted(task.pk)
-        body = TaskDetailSerializer(selectors.task_detail(task.pk)).data
+        # The task as the listing shows it; its runs are at the Location.
+        body = TaskSerializer(selectors.task_list().get(pk=task.pk)).data
         return Response(body, status=201, headers={"Location": f"/tasks/{task.pk}"})
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import services
+from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Iteration
 from tasks_app.notify import GATEWAY_CHANNEL
 
@@ -57,17 +58,31 @@ def _run(task_id: str, index: int, state: str, *, result: str = "", error: str =
     """Run `index` went to worker PEER and ended in `state`."""
     WorkerNode.objects.get_or_create(peer_id=PEER, defaults={"last_seen": timezone.now()})
     run = Iteration.objects.get(task_id=task_id, index=index)
-    attempt = services.start_attempt(iteration_id=run.pk, worker_peer_id=PEER)
-    assert attempt is not None
     now = timezone.now()
-    services.finish_attempt(
-        attempt_id=attempt,
-        state=state,
-        result=result,
-        error=error,
-        exit_code=None,
-        started_at=now,
-        finished_at=now,
+    services.record_runs(
+        [
+            RunSent(
+                iteration_id=run.pk,
+                task_id=task_id,
+                index=index,
+                number=1,
+                worker_peer_id=PEER,
+                sent_at=now,
+            ),
+            RunEnded(
+                iteration_id=run.pk,
+                task_id=task_id,
+                index=index,
+                number=1,
+                worker_peer_id=PEER,
+                outcome=state,
+                run_state=state,
+                result=result,
+                error=error,
+                started_at=now,
+                finished_at=now,
+            ),
+        ]
     )
 
 

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_app.models import WorkerNode
 from tasks_app import metrics, services
+from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Iteration
 
 HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
@@ -49,18 +50,31 @@ def test_runs_by_state_and_the_recorded_histograms(client: Client) -> None:
 
     # Run 0 goes to a worker and succeeds; the gateway records it.
     run = Iteration.objects.get(task_id="m1", index=0)
-    attempt = services.start_attempt(iteration_id=run.pk, worker_peer_id="12D3KooWMetrics")
-    assert attempt is not None
     started = run.due_at + timedelta(milliseconds=20)
     finished = started + timedelta(milliseconds=300)
-    services.finish_attempt(
-        attempt_id=attempt,
-        state="succeeded",
-        result="2832",
-        error="",
-        exit_code=None,
-        started_at=started,
-        finished_at=finished,
+    services.record_runs(
+        [
+            RunSent(
+                iteration_id=run.pk,
+                task_id="m1",
+                index=0,
+                number=1,
+                worker_peer_id="12D3KooWMetrics",
+                sent_at=started,
+            ),
+            RunEnded(
+                iteration_id=run.pk,
+                task_id="m1",
+                index=0,
+                number=1,
+                worker_peer_id="12D3KooWMetrics",
+                outcome="succeeded",
+                run_state="succeeded",
+                result="2832",
+                started_at=started,
+                finished_at=finished,
+            ),
+        ]
     )
     metrics.observe_run(
         due_at=run.due_at, started_at=started, finished_at=finished, state="succeeded"

@@ -59,11 +59,13 @@ def test_seed_form_creates_the_task_and_its_three_runs(client: Client) -> None:
         "difficulty": 3,
     }.items():
         assert body[key] == value, key
+    assert body["runs"] == 3 and body["state"] == "scheduled"
     assert response["Location"] == "/tasks/task1"
-    received = parse_datetime(body["received_at"])
-    due = [parse_datetime(run["due_at"]) for run in body["runs"]]
+    detail = client.get(response["Location"]).json()
+    received = parse_datetime(detail["received_at"])
+    due = [parse_datetime(run["due_at"]) for run in detail["runs"]]
     assert due == [received + timedelta(seconds=s) for s in (1, 3, 5)]
-    assert all(run["state"] == "pending" for run in body["runs"])
+    assert all(run["state"] == "pending" for run in detail["runs"])
     assert Iteration.objects.filter(task_id="task1").count() == 3
 
 

@@ -138,9 +138,10 @@ class Command(BaseCommand):
         # Subscribe before submitting, so the first runs' events are not missed.
         stream = gateway.events(task_id) if options["watch"] else None
         try:
-            task = gateway.request(
+            created = gateway.request(
                 "POST", "/tasks", data=form, files={"wasm": (path.name, wasm, "application/wasm")}
             )
+            task = gateway.request("GET", f"/tasks/{quote(created['id'], safe='')}")
             console.print(
                 f"submitted [bold]{task['id']}[/]: {task['run_count']} runs, "
                 f"first due {task['runs'][0]['due_at'] if task['runs'] else '-'}"

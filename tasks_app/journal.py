@@ -1,0 +1,133 @@
+"""Write-behind for the scheduler: what happens to runs is appended here as
+records and written in batches, one transaction per batch, off the dispatch
+path. Dispatch never waits for the database.
+
+Nothing is lost by batching: until a record is written, the database shows
+the run as still waiting (or running), so a gateway that dies with records
+in hand dispatches those runs again when it restarts; a success is written
+once per run (`services.record_runs` only moves a run out of pending or
+running), so it is never counted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+log = logging.getLogger("ww.scheduler")
+
+
+@dataclass(frozen=True)
+class RunSent:
+    """Attempt `number` of a run went to a worker."""
+
+    iteration_id: int
+    task_id: str
+    index: int
+    number: int
+    worker_peer_id: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """Attempt `number` ended with `outcome`; the run is now `run_state`
+    (a final state, or `pending` when it will be tried again)."""
+
+    iteration_id: int
+    task_id: str
+    index: int
+    number: int
+    worker_peer_id: str
+    outcome: str  # succeeded, failed, timed_out, cancelled or lost
+    run_state: str
+    result: str = ""
+    error: str = ""
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+Record = RunSent | RunEnded
+Publish = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+class Journal:
+    def __init__(
+        self,
+        write: Callable[[list[Record]], list[dict[str, Any]]],
+        *,
+        publish: Publish | None = None,
+        linger: float = 0.002,
+        max_batch: int = 1000,
+    ) -> None:
+        self._write = write
+        self._publish = publish
+        self._linger = linger
+        self._max_batch = max_batch
+        self._records: list[Record] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.batches = 0
+        self.written = 0
+
+    def append(self, record: Record) -> None:
+        self._records.append(record)
+        self._idle.clear()
+        self._wake.set()
+
+    def pending(self) -> int:
+        return len(self._records)
+
+    async def run(self) -> None:
+        """Write batches until cancelled; on cancellation, write what is left."""
+        try:
+            while True:
+                await self._wake.wait()
+                # Let a burst gather, so one transaction carries many records.
+                await asyncio.sleep(self._linger)
+                await self._write_some()
+        finally:
+            while self._records:
+                await asyncio.shield(self._write_some())
+
+    async def drained(self) -> None:
+        """Wait until every record appended so far is written."""
+        await self._idle.wait()
+
+    async def _write_some(self) -> None:
+        self._wake.clear()
+        batch, self._records = (
+            self._records[: self._max_batch],
+            self._records[self._max_batch :],
+        )
+        if self._records:
+            self._wake.set()
+        if not batch:
+            self._idle.set()
+            return
+        try:
+            events = await sync_to_async(self._write)(batch)
+        except Exception:
+            # The database refused the batch (locked too long, disk full...):
+            # keep the records and try again; the runs stay as they were.
+            log.exception("could not write %d run records; retrying", len(batch))
+            self._records[:0] = batch
+            await asyncio.sleep(0.5)
+            self._wake.set()
+            return
+        self.batches += 1
+        self.written += len(batch)
+        if not self._records:
+            self._idle.set()
+        if self._publish is not None and events:
+            try:
+                await self._publish(events)
+            except Exception:  # watchers are best effort; the rows are the truth
+                log.exception("could not publish %d run events", len(events))
