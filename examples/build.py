@@ -53,8 +53,16 @@ def build(target: Target, out_dir: Path | None) -> Path:
     output = (out_dir or target.default_dir) / target.output_name
     output.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "ziglang", "cc", *target.flags, "-O2", "-s",
-        "-o", str(output), str(target.source),
+        sys.executable,
+        "-m",
+        "ziglang",
+        "cc",
+        *target.flags,
+        "-O2",
+        "-s",
+        "-o",
+        str(output),
+        str(target.source),
     ]
     # cwd fixed so that relative paths cannot leak into the build differently per caller.
     subprocess.run(command, check=True, cwd=HASH_DIR)
@@ -63,8 +71,12 @@ def build(target: Target, out_dir: Path | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help="write every module into DIR instead of the default places")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write every module into DIR instead of the default places",
+    )
     args = parser.parse_args(argv)
     out_dir = args.out_dir.resolve() if args.out_dir else None
     for target in TARGETS:

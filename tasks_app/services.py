@@ -100,9 +100,7 @@ def record_runs(records: Sequence[RunSent | RunEnded]) -> list[dict[str, Any]]:
     now = timezone.now()
     latest: dict[int, tuple[str, RunSent | RunEnded]] = {}
     with transaction.atomic():
-        workers = dict(
-            WorkerNode.objects.filter(peer_id__in=peers).values_list("peer_id", "pk")
-        )
+        workers = dict(WorkerNode.objects.filter(peer_id__in=peers).values_list("peer_id", "pk"))
         if sent:
             Attempt.objects.bulk_create(
                 [

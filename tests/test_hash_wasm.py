@@ -21,8 +21,12 @@ COMMITTED = REPO / "hash.wasm"
 def rebuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("hash-build")
     # A cold zig cache takes ~30 s (it builds wasi-libc for hash_cmd); allow a few minutes.
-    subprocess.run([sys.executable, str(REPO / "examples" / "build.py"), "--out-dir", str(out)],
-                   check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "examples" / "build.py"), "--out-dir", str(out)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     return out
 
 
@@ -33,8 +37,16 @@ def executor() -> Iterator[Executor]:
 
 
 def solve(executor: Executor, wasm: bytes, input: int, difficulty: int) -> str:
-    outcome = executor.execute(RunRequest(task_id="hash", module_hash=module_hash(wasm), wasm=wasm,
-                                          input=input, difficulty=difficulty, time_limit=30))
+    outcome = executor.execute(
+        RunRequest(
+            task_id="hash",
+            module_hash=module_hash(wasm),
+            wasm=wasm,
+            input=input,
+            difficulty=difficulty,
+            time_limit=30,
+        )
+    )
     assert outcome.state == "succeeded", outcome.error
     return outcome.result
 

@@ -23,7 +23,6 @@ RUN_EXPORT = "run"
 WASI_EXPORT = "_start"
 
 
-
 @functools.cache
 def _inspection_engine() -> tuple[wasmtime.Engine, wasmtime.Linker]:
     """A plain engine is enough to validate and compile for inspection (the

@@ -4,25 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks_app', '0001_initial'),
+        ("tasks_app", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='task',
-            name='cancelled_at',
+            model_name="task",
+            name="cancelled_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='task',
-            name='retries',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Extra attempts for a run that traps or times out (0: none)'),
+            model_name="task",
+            name="retries",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="Extra attempts for a run that traps or times out (0: none)"
+            ),
         ),
         migrations.AlterField(
-            model_name='attempt',
-            name='outcome',
-            field=models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('cancelled', 'Cancelled'), ('lost', 'lost (worker went away)')], default='running', max_length=16),
+            model_name="attempt",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("timed_out", "Timed Out"),
+                    ("cancelled", "Cancelled"),
+                    ("lost", "lost (worker went away)"),
+                ],
+                default="running",
+                max_length=16,
+            ),
         ),
     ]

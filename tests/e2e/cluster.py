@@ -109,9 +109,7 @@ class Cluster:
         self.gateway.wait_for_line(lambda s: s.strip().startswith("http:"), 60)
         return self.peer_id
 
-    def start_worker(
-        self, *args: str, dial: str | None = None, netns: NetNS | None = None
-    ) -> str:
+    def start_worker(self, *args: str, dial: str | None = None, netns: NetNS | None = None) -> str:
         proc = self.manage("runworker", "--dial", dial or self.peer_id, *args, netns=netns)
         line = proc.wait_for_line(lambda s: s.startswith("worker "), 60)
         peer_id = line.split()[1]

@@ -83,8 +83,9 @@ EXIT_3_WITH_STDERR = """
 
 @pytest.fixture
 def executor() -> Iterator[Executor]:
-    ex = Executor(concurrency=2, memory_limit=MEMORY_LIMIT, output_limit=4096,
-                  default_time_limit=10.0)
+    ex = Executor(
+        concurrency=2, memory_limit=MEMORY_LIMIT, output_limit=4096, default_time_limit=10.0
+    )
     try:
         yield ex
     finally:
@@ -96,15 +97,30 @@ def hash_cmd_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     if HASH_CMD_WASM.exists():
         return HASH_CMD_WASM.read_bytes()
     out = tmp_path_factory.mktemp("build")
-    subprocess.run([sys.executable, str(REPO / "examples" / "build.py"), "--out-dir", str(out)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(REPO / "examples" / "build.py"), "--out-dir", str(out)],
+        check=True,
+        timeout=300,
+    )
     return (out / "hash_cmd.wasm").read_bytes()
 
 
-def request(wasm: bytes, input: int = 0, difficulty: int = 0, *, time_limit: float = 0.0,
-            task_id: str = "task-1") -> RunRequest:
-    return RunRequest(task_id=task_id, module_hash=module_hash(wasm), wasm=wasm, input=input,
-                      difficulty=difficulty, time_limit=time_limit)
+def request(
+    wasm: bytes,
+    input: int = 0,
+    difficulty: int = 0,
+    *,
+    time_limit: float = 0.0,
+    task_id: str = "task-1",
+) -> RunRequest:
+    return RunRequest(
+        task_id=task_id,
+        module_hash=module_hash(wasm),
+        wasm=wasm,
+        input=input,
+        difficulty=difficulty,
+        time_limit=time_limit,
+    )
 
 
 def run_wat(executor: Executor, wat: str, *args: int, time_limit: float = 0.0) -> RunOutcome:
@@ -249,11 +265,13 @@ def test_concurrent_first_runs_of_a_module_compile_it_once() -> None:
 def test_cached_module_runs_without_bytes(executor: Executor) -> None:
     wasm = HASH_WASM.read_bytes()
     executor.execute(request(wasm, 0, 3))
-    cached = RunRequest(task_id="t", module_hash=module_hash(wasm), wasm=b"", input=0,
-                        difficulty=3, time_limit=0)
+    cached = RunRequest(
+        task_id="t", module_hash=module_hash(wasm), wasm=b"", input=0, difficulty=3, time_limit=0
+    )
     assert executor.execute(cached).result == "2832"
-    unknown = RunRequest(task_id="t", module_hash="0" * 64, wasm=b"", input=0, difficulty=3,
-                         time_limit=0)
+    unknown = RunRequest(
+        task_id="t", module_hash="0" * 64, wasm=b"", input=0, difficulty=3, time_limit=0
+    )
     outcome = executor.execute(unknown)
     assert outcome.state == "failed" and "not cached" in outcome.error
 
@@ -268,8 +286,11 @@ def test_cache_evicts_least_recently_used() -> None:
 
 def test_hash_mismatch_fails_without_running(executor: Executor) -> None:
     wasm = HASH_WASM.read_bytes()
-    outcome = executor.execute(RunRequest(task_id="t", module_hash="f" * 64, wasm=wasm, input=0,
-                                          difficulty=3, time_limit=0))
+    outcome = executor.execute(
+        RunRequest(
+            task_id="t", module_hash="f" * 64, wasm=wasm, input=0, difficulty=3, time_limit=0
+        )
+    )
     assert outcome.state == "failed"
     assert "do not match" in outcome.error
     assert executor.compiled_count == 0
@@ -286,8 +307,9 @@ def test_two_runs_on_two_slots_overlap_in_time() -> None:
     wasm = HASH_WASM.read_bytes()
 
     async def both(ex: Executor) -> list[RunOutcome]:
-        return await asyncio.gather(ex.run(request(wasm, 0, 5, task_id="a")),
-                                    ex.run(request(wasm, 1, 5, task_id="b")))
+        return await asyncio.gather(
+            ex.run(request(wasm, 0, 5, task_id="a")), ex.run(request(wasm, 1, 5, task_id="b"))
+        )
 
     with Executor(concurrency=2) as ex:
         ex.execute(request(wasm, 0, 1))  # compile outside the measured runs
