@@ -73,7 +73,9 @@ class Scheduler:
         self._max_attempts = max_attempts
         self._call_grace = call_grace
         self._default_duration = default_duration
-        self._heap: list[tuple[datetime, int, DueRun]] = []
+        # (due, 0 for a retry / 1 for a first try, arrival, run): among runs due
+        # at the same time, retries go first.
+        self._heap: list[tuple[datetime, int, int, DueRun]] = []
         self._queued: set[int] = set()
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -93,11 +95,11 @@ class Scheduler:
             self.push(run)
         return len(runs)
 
-    def push(self, run: DueRun) -> None:
+    def push(self, run: DueRun, *, retry: bool = False) -> None:
         if run.iteration_id in self._queued or run.iteration_id in self._running:
             return
         self._queued.add(run.iteration_id)
-        heapq.heappush(self._heap, (run.due_at, next(self._seq), run))
+        heapq.heappush(self._heap, (run.due_at, 0 if retry else 1, next(self._seq), run))
         self._wake.set()
 
     def queue_depth(self) -> int:
@@ -113,9 +115,9 @@ class Scheduler:
         database already says they are cancelled). Returns how many runs
         were interrupted."""
         self._cancelled.add(task_id)
-        kept = [entry for entry in self._heap if entry[2].task_id != task_id]
+        kept = [entry for entry in self._heap if entry[-1].task_id != task_id]
         if len(kept) != len(self._heap):
-            self._queued = {entry[2].iteration_id for entry in kept}
+            self._queued = {entry[-1].iteration_id for entry in kept}
             heapq.heapify(kept)
             self._heap = kept
         interrupted = 0
@@ -139,9 +141,14 @@ class Scheduler:
         """Fire runs as they fall due, until cancelled."""
         try:
             while True:
-                run = await self._next_due()
+                await self._until_due()
+                # The worker first, then the run: a retry queued while we
+                # waited for a slot goes ahead of the run that woke us.
                 worker = await self._pool.acquire()
-                self._queued.discard(run.iteration_id)
+                run = self._pop_due()
+                if run is None:
+                    self._pool.release(worker)
+                    continue
                 self._running[run.iteration_id] = _Running(run, worker)
                 task = asyncio.create_task(
                     self._dispatch(run, worker), name=f"run-{run.task_id}-{run.index}"
@@ -153,19 +160,25 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*self._runs, return_exceptions=True)
 
-    async def _next_due(self) -> DueRun:
+    async def _until_due(self) -> None:
+        """Sleep until the earliest queued run is due (one timer)."""
         while True:
             self._wake.clear()
             if self._heap:
-                due_at, _, run = self._heap[0]
-                wait = schedule.seconds_until(due_at, timezone.now())
+                wait = schedule.seconds_until(self._heap[0][0], timezone.now())
                 if wait <= 0:
-                    heapq.heappop(self._heap)
-                    return run
+                    return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             else:
                 await self._wake.wait()
+
+    def _pop_due(self) -> DueRun | None:
+        if not self._heap or self._heap[0][0] > timezone.now():
+            return None
+        run = heapq.heappop(self._heap)[-1]
+        self._queued.discard(run.iteration_id)
+        return run
 
     # -- one run on one worker ---------------------------------------------
 
@@ -316,7 +329,7 @@ class Scheduler:
         # The first retry keeps the run's own due time: it goes to the head
         # of the queue instead of behind the runs that came due meanwhile.
         due = run.due_at if delay == 0 else timezone.now() + timedelta(seconds=delay)
-        self.push(replace(run, due_at=due))
+        self.push(replace(run, due_at=due), retry=True)
 
     async def _module(self, sha256: str) -> bytes:
         wasm = self._modules.get(sha256)
