@@ -44,6 +44,7 @@ class GatewayConfig:
     ping_interval: float = 2.0
     ping_timeout: float = 5.0
     cluster_key: bytes | None = None  # None: an open cluster, as in the seed
+    sweep_interval: float = 5.0
 
 
 class GatewayNode:
@@ -106,6 +107,7 @@ class GatewayNode:
         self._spawn(self._take_workers(), "channel-loop")
         self._spawn(self.scheduler.run(), "scheduler")
         self._spawn(self._report_load(), "worker-load")
+        self._spawn(self._sweep(), "sweep")
         self._spawn(self._check_liveness(), "liveness")
         if self.config.discover is not None:
             self._spawn(
@@ -201,6 +203,15 @@ class GatewayNode:
             connection=offer.connection,
         )
         log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
+
+    async def _sweep(self) -> None:
+        """Now and then, queue due runs no notification told us about."""
+        while True:
+            await asyncio.sleep(self.config.sweep_interval)
+            try:
+                await self.scheduler.sweep(horizon=2 * self.config.sweep_interval)
+            except Exception:
+                log.exception("sweep failed; trying again later")
 
     async def _report_load(self) -> None:
         """Keep the registry's in-flight counts near the truth (the pool's),

@@ -82,6 +82,7 @@ class Scheduler:
         self._runs: set[asyncio.Task[None]] = set()
         self._running: dict[int, _Running] = {}
         self._tries: dict[int, int] = {}
+        self._dispatched: set[int] = set()  # runs sent to a worker by this process
         self._modules: OrderedDict[str, bytes] = OrderedDict()
 
     # -- feeding the heap ---------------------------------------------------
@@ -94,6 +95,25 @@ class Scheduler:
         for run in runs:
             self.push(run)
         return len(runs)
+
+    async def sweep(self, *, horizon: float) -> int:
+        """Queue runs due within `horizon` seconds that the database holds
+        but this scheduler never heard of: a safety net for a notification
+        that was lost (a full channel, a Redis hiccup). Runs it has
+        dispatched itself are left alone (their records may still be on
+        their way to the database)."""
+        due_before = timezone.now() + timedelta(seconds=horizon)
+        runs = await sync_to_async(selectors.due_runs)(due_before=due_before)
+        found = 0
+        for run in runs:
+            if run.iteration_id in self._dispatched or run.task_id in self._cancelled:
+                continue
+            if run.iteration_id not in self._queued and run.iteration_id not in self._running:
+                found += 1
+                self.push(run)
+        if found:
+            log.warning("sweep found %d runs nobody had announced; queued them", found)
+        return found
 
     def push(self, run: DueRun, *, retry: bool = False) -> None:
         if run.iteration_id in self._queued or run.iteration_id in self._running:
@@ -205,6 +225,7 @@ class Scheduler:
             "difficulty": run.difficulty,
             "timeLimitMs": int(duration * 1000),
         }
+        self._dispatched.add(run.iteration_id)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
         self._tries[run.iteration_id] = number
         self._journal.append(

@@ -51,8 +51,9 @@ class DueRun:
     attempts: int = 0  # attempts made so far
 
 
-def due_runs(*, task_id: str | None = None) -> list[DueRun]:
-    """Runs waiting to be dispatched (all of them, or one task's)."""
+def due_runs(*, task_id: str | None = None, due_before: datetime | None = None) -> list[DueRun]:
+    """Runs waiting to be dispatched (all of them, one task's, or those due
+    before a time)."""
     runs = (
         Iteration.objects.filter(state=State.PENDING, task__cancelled_at__isnull=True)
         .select_related("task")
@@ -60,6 +61,8 @@ def due_runs(*, task_id: str | None = None) -> list[DueRun]:
     )
     if task_id is not None:
         runs = runs.filter(task_id=task_id)
+    if due_before is not None:
+        runs = runs.filter(due_at__lte=due_before)
     return [
         DueRun(
             iteration_id=it.pk,

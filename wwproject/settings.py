@@ -126,7 +126,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# A channel holds 100 messages by default: far too few for a burst of
+# submissions (the scheduler also sweeps the database, so a dropped
+# notification delays runs, never loses them).
+CHANNEL_CAPACITY = _env_int("WW_CHANNEL_CAPACITY", 100_000)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": CHANNEL_CAPACITY},
+    }
+}
 if redis_url := os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
@@ -135,7 +144,10 @@ if redis_url := os.environ.get("REDIS_URL"):
             # times socket reads out after 5 s by default, which would kill
             # every consumer mid-wait (channels_redis issue 422). A longer read
             # timeout still notices a dead connection.
-            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": 15}]},
+            "CONFIG": {
+                "hosts": [{"address": redis_url, "socket_timeout": 15}],
+                "capacity": CHANNEL_CAPACITY,
+            },
         }
     }
 
@@ -241,6 +253,9 @@ WW_MAX_ATTEMPTS = _env_int("WW_MAX_ATTEMPTS", 3)
 WW_PING_INTERVAL = _env_float("WW_PING_INTERVAL", 2.0)
 WW_PING_TIMEOUT = _env_float("WW_PING_TIMEOUT", 5.0)
 WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
+# How often the scheduler looks in the database for due runs no notification
+# announced (a safety net; notifications normally arrive at once).
+WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)
 
 # --- Access control (issue 4) -----------------------------------------------
 # WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a
