@@ -230,11 +230,7 @@ class Scheduler:
         self._tries[run.iteration_id] = number
         self._journal.append(
             RunSent(
-                iteration_id=run.iteration_id,
-                task_id=run.task_id,
-                index=run.index,
-                number=number,
-                worker_peer_id=worker.peer_id,
+                **_attempt_of(run, worker, number),
                 sent_at=timezone.now(),
             )
         )
@@ -254,11 +250,7 @@ class Scheduler:
         )
         self._journal.append(
             RunEnded(
-                iteration_id=run.iteration_id,
-                task_id=run.task_id,
-                index=run.index,
-                number=number,
-                worker_peer_id=worker.peer_id,
+                **_attempt_of(run, worker, number),
                 outcome=state,
                 run_state="pending" if retry else state,
                 result=outcome.result,
@@ -321,11 +313,7 @@ class Scheduler:
             run_state, error = "failed", f"gave up after {number} attempts: {reason}"
         self._journal.append(
             RunEnded(
-                iteration_id=run.iteration_id,
-                task_id=run.task_id,
-                index=run.index,
-                number=number,
-                worker_peer_id=worker.peer_id,
+                **_attempt_of(run, worker, number),
                 outcome="lost",
                 run_state=run_state,
                 error=error,
@@ -362,6 +350,17 @@ class Scheduler:
         else:
             self._modules.move_to_end(sha256)
         return wasm
+
+
+def _attempt_of(run: DueRun, worker: PooledWorker, number: int) -> dict[str, Any]:
+    """The fields that name one attempt in the journal's records."""
+    return {
+        "iteration_id": run.iteration_id,
+        "task_id": run.task_id,
+        "index": run.index,
+        "number": number,
+        "worker_peer_id": worker.peer_id,
+    }
 
 
 def _from_ns(ns: int) -> datetime | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db.models import Count, Min, Q, QuerySet
 
+from tasks_app import schedule
 from tasks_app.exceptions import TaskNotFound
 from tasks_app.models import Iteration, Module, Task
 
@@ -25,6 +26,17 @@ def task_list() -> QuerySet[Task]:
         runs_running=Count("iterations", filter=Q(iterations__state=State.RUNNING)),
         next_due_at=Min("iterations__due_at", filter=Q(iterations__state=State.PENDING)),
     ).order_by("received_at", "id")
+
+
+def as_new(task: Task) -> Task:
+    """A task just stored, with the progress `task_list` would count for it,
+    without asking the database again."""
+    task.runs_total = task.run_count  # type: ignore[attr-defined]
+    task.completions = task.runs_finished = task.runs_failed = task.runs_running = 0  # type: ignore[attr-defined]
+    task.next_due_at = schedule.due_time(  # type: ignore[attr-defined]
+        task.received_at, start=task.start, delay=task.delay, index=0
+    )
+    return task
 
 
 def task_detail(task_id: str) -> Task:

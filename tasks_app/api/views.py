@@ -96,8 +96,9 @@ class TaskListView(APIView):
             retries=data["retries"],
         )
         notify.task_submitted(task.pk)
-        # The task as the listing shows it; its runs are at the Location.
-        body = TaskSerializer(selectors.task_list().get(pk=task.pk)).data
+        # The task as the listing shows it (nothing has run yet); its runs
+        # are at the Location.
+        body = TaskSerializer(selectors.as_new(task)).data
         return Response(body, status=201, headers={"Location": f"/tasks/{task.pk}"})
 
 
