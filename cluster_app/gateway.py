@@ -45,13 +45,17 @@ class GatewayConfig:
     ping_timeout: float = 5.0
     cluster_key: bytes | None = None  # None: an open cluster, as in the seed
     sweep_interval: float = 5.0
+    # Like Celery's prefetch: due runs sent to a worker beyond its concurrency
+    # (this many per slot) wait in its queue, so a slot never idles for a
+    # round trip between runs.
+    prefetch: int = 0
 
 
 class GatewayNode:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.peer_id = config.identity.peer_id
-        self.pool = WorkerPool()
+        self.pool = WorkerPool(prefetch=config.prefetch)
         self.channel: SyncChannel[Offer] = SyncChannel()
         self.journal = Journal(task_services.record_runs, publish=events.publish_runs)
         self.scheduler = Scheduler(

@@ -23,6 +23,7 @@ class PooledWorker:
     joined: int
     in_flight: int = 0
     dispatched: int = 0
+    prefetch: int = 0  # runs it may hold beyond its concurrency, queued on the worker
     draining: bool = False  # leaving gracefully: no new runs
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when removed
 
@@ -30,14 +31,17 @@ class PooledWorker:
         return Load(
             key=self.key,
             in_flight=self.in_flight,
-            concurrency=self.concurrency,
+            concurrency=self.concurrency + self.prefetch,
             dispatched=self.dispatched,
             joined=self.joined,
         )
 
 
 class WorkerPool:
-    def __init__(self) -> None:
+    def __init__(self, *, prefetch: int = 0) -> None:
+        """`prefetch`: runs per slot a worker may hold queued beyond its
+        concurrency (0: never more in flight than it runs at once)."""
+        self._prefetch = max(prefetch, 0)
         self._workers: dict[int, PooledWorker] = {}
         self._keys = itertools.count(1)
         self._changed = asyncio.Event()
@@ -61,6 +65,7 @@ class WorkerPool:
             peer_id=peer_id,
             address=address,
             concurrency=max(concurrency, 1),
+            prefetch=self._prefetch * max(concurrency, 1),
             capability=capability,
             connection=connection,
             joined=key,

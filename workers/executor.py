@@ -247,12 +247,17 @@ class Executor:
         """Run on the pool. Cancelling the caller interrupts the module too
         (when the request has a run_key)."""
         loop = asyncio.get_running_loop()
+        # Registered from now, not from when a thread takes it: a run waiting
+        # for a free thread can be cancelled too.
+        control = _Control(deadline=math.inf)
+        self._register(request.run_key, control)
         try:
-            return await loop.run_in_executor(self._pool, self.execute, request)
+            return await loop.run_in_executor(self._pool, self._execute, request, control)
         except asyncio.CancelledError:
-            if request.run_key:
-                self.cancel(request.run_key)
+            control.cancelled = True
             raise
+        finally:
+            self._unregister(request.run_key, control)
 
     def cancel(self, run_key: str) -> bool:
         """Interrupt the run(s) named `run_key`; they end `cancelled` within
@@ -286,14 +291,24 @@ class Executor:
                     self._active.pop(run_key, None)
 
     def execute(self, request: RunRequest) -> RunOutcome:
+        """Run on the calling thread."""
+        control = _Control(deadline=math.inf)
+        self._register(request.run_key, control)
+        try:
+            return self._execute(request, control)
+        finally:
+            self._unregister(request.run_key, control)
+
+    def _execute(self, request: RunRequest, control: _Control) -> RunOutcome:
         started_at = time.time()
         limit = request.time_limit
         if not (math.isfinite(limit) and limit > 0):
             limit = self.default_time_limit
         exit_code: int | None = None
-        control = _Control(deadline=time.monotonic() + limit)
-        self._register(request.run_key, control)
+        control.deadline = time.monotonic() + limit
         try:
+            if control.cancelled:
+                raise _RunFailed("cancelled before it started", "cancelled")
             if request.wasm and module_hash(request.wasm) != request.module_hash:
                 raise _RunFailed(f"module bytes do not match module hash {request.module_hash}")
             compiled = self._compiled(request.module_hash, request.wasm)
@@ -306,8 +321,6 @@ class Executor:
             error = ""
         except _RunFailed as exc:
             state, error, result, exit_code = exc.state, exc.error, exc.result, exc.exit_code
-        finally:
-            self._unregister(request.run_key, control)
         finished_at = time.time()
         # The module's own faults are routine for a scheduler: INFO, not WARNING.
         log = logger.debug if state == "succeeded" else logger.info

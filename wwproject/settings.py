@@ -256,6 +256,10 @@ WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
 # How often the scheduler looks in the database for due runs no notification
 # announced (a safety net; notifications normally arrive at once).
 WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)
+# Like Celery's prefetch multiplier: due runs a worker may hold queued, per
+# slot, beyond its concurrency, so a slot goes straight from one run to the
+# next instead of idling for a round trip. 0 for long, uneven runs.
+WW_PREFETCH = _env_int("WW_PREFETCH", 4)
 
 # --- Access control (issue 4) -----------------------------------------------
 # WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a

@@ -42,9 +42,10 @@ def test_cancel_pending_and_running_runs(
     assert took < 10, f"the running run took {took:.1f} s to stop"
     states = sorted(run["state"] for run in body["runs"])
     assert states == ["cancelled", "cancelled"]
-    interrupted = [r for r in body["runs"] if r["attempts"]]
-    assert len(interrupted) == 1  # the one that was running; the other never started
-    assert interrupted[0]["attempts"][0]["outcome"] == "cancelled"
+    # The running one was interrupted; the other either never left the
+    # gateway or waited in the worker's queue and was dropped there.
+    attempts = [a for r in body["runs"] for a in r["attempts"]]
+    assert attempts and all(a["outcome"] == "cancelled" for a in attempts)
     assert body["state"] == "cancelled" and body["cancelled_at"]
 
     # Still inspectable, cancelling again is harmless, unknown ids are 404.

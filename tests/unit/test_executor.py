@@ -322,3 +322,33 @@ def test_close_is_idempotent() -> None:
     ex = Executor(concurrency=1)
     ex.close()
     ex.close()
+
+
+def test_a_run_waiting_for_a_thread_can_be_cancelled() -> None:
+    """With one thread busy, a second run queued behind it is cancelled
+    before it starts: it ends `cancelled` without running."""
+    import asyncio
+
+    busy = wat2wasm(
+        '(module (func (export "run") (param i64 i64) (result i64)'
+        " (loop $l (br $l)) (i64.const 0)))"
+    )
+    noop = wat2wasm('(module (func (export "run") (param i64 i64) (result i64) (i64.const 7)))')
+
+    async def scenario(executor: Executor) -> tuple[RunOutcome, RunOutcome]:
+        first = asyncio.ensure_future(
+            executor.run(RunRequest("t", module_hash(busy), busy, 0, 0, 5.0, run_key="t#0"))
+        )
+        second = asyncio.ensure_future(
+            executor.run(RunRequest("t", module_hash(noop), noop, 0, 0, 5.0, run_key="t#1"))
+        )
+        await asyncio.sleep(0.2)
+        assert executor.cancel("t#1")  # queued, not yet running
+        assert executor.cancel("t#0")  # running
+        return await first, await second
+
+    with Executor(concurrency=1) as executor:
+        running, queued = asyncio.run(scenario(executor))
+    assert running.state == "cancelled" and "while running" in running.error
+    assert queued.state == "cancelled" and "before it started" in queued.error
+    assert not executor.cancel("t#0")  # nothing left to cancel

@@ -76,6 +76,7 @@ class Command(BaseCommand):
             ping_timeout=settings.WW_PING_TIMEOUT,
             cluster_key=cluster_key(options),
             sweep_interval=settings.WW_SWEEP_INTERVAL,
+            prefetch=settings.WW_PREFETCH,
         )
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
         code = process.run(signals=(signal.SIGINT, signal.SIGTERM))
