@@ -49,6 +49,7 @@ class GatewayConfig:
     # (this many per slot) wait in its queue, so a slot never idles for a
     # round trip between runs.
     prefetch: int = 0
+    prefetch_below: float = 0.05  # ... for runs of tasks seen to take less (s)
 
 
 class GatewayNode:
@@ -63,6 +64,7 @@ class GatewayNode:
             self.journal,
             max_attempts=config.max_attempts,
             default_duration=config.default_duration,
+            short_run=config.prefetch_below,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()

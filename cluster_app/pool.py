@@ -27,11 +27,12 @@ class PooledWorker:
     draining: bool = False  # leaving gracefully: no new runs
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when removed
 
-    def load(self) -> Load:
+    def load(self, *, prefetch: bool) -> Load:
+        """What the choice sees; with `prefetch`, queued runs count as room."""
         return Load(
             key=self.key,
             in_flight=self.in_flight,
-            concurrency=self.concurrency + self.prefetch,
+            concurrency=self.concurrency + (self.prefetch if prefetch else 0),
             dispatched=self.dispatched,
             joined=self.joined,
         )
@@ -40,7 +41,8 @@ class PooledWorker:
 class WorkerPool:
     def __init__(self, *, prefetch: int = 0) -> None:
         """`prefetch`: runs per slot a worker may hold queued beyond its
-        concurrency (0: never more in flight than it runs at once)."""
+        concurrency, when the caller says the run is short (0: never more in
+        flight than a worker runs at once)."""
         self._prefetch = max(prefetch, 0)
         self._workers: dict[int, PooledWorker] = {}
         self._keys = itertools.count(1)
@@ -90,8 +92,10 @@ class WorkerPool:
     def contains(self, worker: PooledWorker) -> bool:
         return self._workers.get(worker.key) is worker
 
-    def try_acquire(self) -> PooledWorker | None:
-        choice = least_in_flight(w.load() for w in self._workers.values() if not w.draining)
+    def try_acquire(self, *, prefetch: bool = False) -> PooledWorker | None:
+        choice = least_in_flight(
+            w.load(prefetch=prefetch) for w in self._workers.values() if not w.draining
+        )
         if choice is None:
             return None
         worker = self._workers[choice.key]
@@ -99,11 +103,12 @@ class WorkerPool:
         worker.dispatched += 1
         return worker
 
-    async def acquire(self) -> PooledWorker:
-        """A slot on the least busy worker, waiting until one is free."""
+    async def acquire(self, *, prefetch: bool = False) -> PooledWorker:
+        """A slot on the least busy worker, waiting until one is free (with
+        `prefetch`, a place in a worker's queue will do)."""
         while True:
             changed = self._changed
-            worker = self.try_acquire()
+            worker = self.try_acquire(prefetch=prefetch)
             if worker is not None:
                 return worker
             await changed.wait()

@@ -66,8 +66,11 @@ class Scheduler:
         max_attempts: int = 3,
         call_grace: float = 30.0,
         default_duration: float = 60.0,
+        short_run: float = 0.05,
     ) -> None:
         self._pool = pool
+        self._short_run = short_run
+        self._typical: OrderedDict[str, float] = OrderedDict()
         self._journal = journal
         self._cancelled: set[str] = set()
         self._max_attempts = max_attempts
@@ -164,7 +167,7 @@ class Scheduler:
                 await self._until_due()
                 # The worker first, then the run: a retry queued while we
                 # waited for a slot goes ahead of the run that woke us.
-                worker = await self._pool.acquire()
+                worker = await self._pool.acquire(prefetch=self._is_short(self._heap[0][-1]))
                 run = self._pop_due()
                 if run is None:
                     self._pool.release(worker)
@@ -205,7 +208,9 @@ class Scheduler:
     async def _dispatch(self, run: DueRun, worker: PooledWorker) -> None:
         try:
             if run.task_id not in self._cancelled:
-                await self._execute(run, worker)
+                ran = await self._execute(run, worker)
+                if ran is not None:
+                    self._learn(run.task_id, ran)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -214,7 +219,22 @@ class Scheduler:
             self._running.pop(run.iteration_id, None)
             self._pool.release(worker)
 
-    async def _execute(self, run: DueRun, worker: PooledWorker) -> None:
+    def _learn(self, task_id: str, seconds: float) -> None:
+        """A moving average of how long a task's runs execute (its runs share
+        module and inputs, so they tend to take alike)."""
+        previous = self._typical.pop(task_id, None)
+        self._typical[task_id] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+        while len(self._typical) > 10_000:
+            self._typical.popitem(last=False)
+
+    def _is_short(self, run: DueRun) -> bool:
+        """Runs of tasks seen to take less than `short_run` may wait in a
+        worker's queue (prefetch); unknown or long ones go to a free slot."""
+        typical = self._typical.get(run.task_id)
+        return typical is not None and typical < self._short_run
+
+    async def _execute(self, run: DueRun, worker: PooledWorker) -> float | None:
+        """Run it on `worker`; returns how long it executed there, if it did."""
         duration = run.duration if run.duration > 0 else self._default_duration
         job = {
             "taskId": run.task_id,
@@ -239,7 +259,7 @@ class Scheduler:
             response = await self._call(worker, job, timeout=duration + self._call_grace)
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the run's
             self._lost(run, worker, number, exc)
-            return
+            return None
         outcome = response.outcome
         state = _OUTCOME_STATES[str(outcome.state)]
         started_at, finished_at = _from_ns(outcome.startedAtNs), _from_ns(outcome.finishedAtNs)
@@ -275,6 +295,9 @@ class Scheduler:
             self._retry_later(run, number)
         else:
             self._tries.pop(run.iteration_id, None)
+        if started_at is None or finished_at is None:
+            return None
+        return (finished_at - started_at).total_seconds()
 
     async def _call(self, worker: PooledWorker, job: dict[str, Any], *, timeout: float) -> Any:
         """`execute` on the worker, abandoned if the worker leaves the pool

@@ -258,8 +258,10 @@ WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
 WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)
 # Like Celery's prefetch multiplier: due runs a worker may hold queued, per
 # slot, beyond its concurrency, so a slot goes straight from one run to the
-# next instead of idling for a round trip. 0 for long, uneven runs.
+# next instead of idling for a round trip; only while the worker's runs take
+# less than WW_PREFETCH_BELOW seconds (queued long runs only add lateness).
 WW_PREFETCH = _env_int("WW_PREFETCH", 4)
+WW_PREFETCH_BELOW = _env_float("WW_PREFETCH_BELOW", 0.05)
 
 # --- Access control (issue 4) -----------------------------------------------
 # WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a

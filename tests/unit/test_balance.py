@@ -53,16 +53,19 @@ def test_choice_is_a_free_worker_with_minimal_in_flight(rows: list[tuple[int, in
         assert chosen.in_flight == min(x.in_flight for x in free)
 
 
-def test_pool_prefetch_lets_a_worker_hold_runs_beyond_its_slots() -> None:
+def test_pool_prefetch_lets_a_worker_queue_short_runs_beyond_its_slots() -> None:
     from cluster_app.pool import WorkerPool
 
     strict, prefetching = WorkerPool(prefetch=0), WorkerPool(prefetch=2)
     for pool in (strict, prefetching):
         pool.add(peer_id="w", address="a", concurrency=1, capability=object(), connection=1)
-    assert strict.try_acquire() is not None
-    assert strict.try_acquire() is None  # one slot, no queue
-    held = [prefetching.try_acquire() for _ in range(4)]
-    assert [w is not None for w in held] == [True, True, True, False]  # 1 slot + 2 queued
+    assert strict.try_acquire(prefetch=True) is not None
+    assert strict.try_acquire(prefetch=True) is None  # one slot, no queue
+
+    assert prefetching.try_acquire() is not None
+    assert prefetching.try_acquire() is None  # a long (or unknown) run needs a free slot
+    held = [prefetching.try_acquire(prefetch=True) for _ in range(3)]
+    assert [w is not None for w in held] == [True, True, False]  # 1 slot + 2 queued
 
 
 def test_pool_spreads_runs_before_queueing_on_one_worker() -> None:
@@ -71,5 +74,5 @@ def test_pool_spreads_runs_before_queueing_on_one_worker() -> None:
     pool = WorkerPool(prefetch=4)
     for peer in ("a", "b"):
         pool.add(peer_id=peer, address=peer, concurrency=1, capability=object(), connection=1)
-    picks = [pool.try_acquire().peer_id for _ in range(4)]  # type: ignore[union-attr]
+    picks = [pool.try_acquire(prefetch=True).peer_id for _ in range(4)]  # type: ignore[union-attr]
     assert sorted(picks) == ["a", "a", "b", "b"]

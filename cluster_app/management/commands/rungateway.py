@@ -77,6 +77,7 @@ class Command(BaseCommand):
             cluster_key=cluster_key(options),
             sweep_interval=settings.WW_SWEEP_INTERVAL,
             prefetch=settings.WW_PREFETCH,
+            prefetch_below=settings.WW_PREFETCH_BELOW,
         )
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
         code = process.run(signals=(signal.SIGINT, signal.SIGTERM))
