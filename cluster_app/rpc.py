@@ -254,7 +254,8 @@ def _host_ipv4_addresses() -> list[str]:
 def is_disconnect(exc: BaseException) -> bool:
     """Whether an RPC failure means the peer is gone (rather than the call
     itself failing)."""
-    text = str(exc)
-    return isinstance(exc, (capnp.KjException, ConnectionError, OSError)) and (
-        "disconnected" in text.lower() or isinstance(exc, (ConnectionError, OSError))
-    )
+    if isinstance(exc, OSError):  # ConnectionError is one
+        return True
+    if isinstance(exc, capnp.KjException):
+        return getattr(exc, "type", None) == "DISCONNECTED" or "disconnected" in str(exc).lower()
+    return False
