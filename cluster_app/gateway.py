@@ -50,6 +50,9 @@ class GatewayConfig:
     # round trip between runs.
     prefetch: int = 0
     prefetch_below: float = 0.05  # ... for runs of tasks seen to take less (s)
+    # Runs go to their worker this early and start there on their due time,
+    # so the hop to the worker does not make them late.
+    send_ahead: float = 0.0
 
 
 class GatewayNode:
@@ -65,6 +68,7 @@ class GatewayNode:
             max_attempts=config.max_attempts,
             default_duration=config.default_duration,
             short_run=config.prefetch_below,
+            lead=config.send_ahead,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()

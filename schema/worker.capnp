@@ -34,6 +34,8 @@ struct Job {
   input @4 :Int64;
   difficulty @5 :Int64;
   timeLimitMs @6 :UInt32; # 0: the worker's default
+  notBeforeNs @7 :Int64;  # due time, ns since the epoch: a run sent a little
+                          # ahead of it starts then, on the worker's clock (0: now)
 }
 
 struct Outcome {

@@ -67,8 +67,10 @@ class Scheduler:
         call_grace: float = 30.0,
         default_duration: float = 60.0,
         short_run: float = 0.05,
+        lead: float = 0.0,
     ) -> None:
         self._pool = pool
+        self._lead = timedelta(seconds=lead)
         self._short_run = short_run
         self._typical: OrderedDict[str, float] = OrderedDict()
         self._journal = journal
@@ -188,7 +190,7 @@ class Scheduler:
         while True:
             self._wake.clear()
             if self._heap:
-                wait = schedule.seconds_until(self._heap[0][0], timezone.now())
+                wait = schedule.seconds_until(self._heap[0][0] - self._lead, timezone.now())
                 if wait <= 0:
                     return
                 with contextlib.suppress(TimeoutError):
@@ -197,7 +199,7 @@ class Scheduler:
                 await self._wake.wait()
 
     def _pop_due(self) -> DueRun | None:
-        if not self._heap or self._heap[0][0] > timezone.now():
+        if not self._heap or self._heap[0][0] - self._lead > timezone.now():
             return None
         run = heapq.heappop(self._heap)[-1]
         self._queued.discard(run.iteration_id)
@@ -244,6 +246,8 @@ class Scheduler:
             "input": run.input,
             "difficulty": run.difficulty,
             "timeLimitMs": int(duration * 1000),
+            # Sent up to `lead` early: the worker starts it on the due time.
+            "notBeforeNs": int(run.due_at.timestamp() * 1e9),
         }
         self._dispatched.add(run.iteration_id)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
@@ -256,7 +260,9 @@ class Scheduler:
         )
         log.debug("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, number)
         try:
-            response = await self._call(worker, job, timeout=duration + self._call_grace)
+            response = await self._call(
+                worker, job, timeout=duration + self._call_grace + self._lead.total_seconds()
+            )
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the run's
             self._lost(run, worker, number, exc)
             return None

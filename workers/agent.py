@@ -78,6 +78,7 @@ class WorkerServer(schema.worker.Worker.Server):
             difficulty=int(job.difficulty),
             time_limit=job.timeLimitMs / 1000.0,
             run_key=run_key(str(job.taskId), int(job.iteration)),
+            not_before=job.notBeforeNs / 1e9,
         )
         outcome = await self._run(request)
         result = _context.results.outcome

@@ -59,6 +59,7 @@ class RunRequest:
     difficulty: int
     time_limit: float  # seconds; <= 0 means the executor's default
     run_key: str = ""  # names the run for `Executor.cancel` (e.g. "task1#0")
+    not_before: float = 0.0  # time.time() before which the run must not start
 
 
 @dataclass(frozen=True)
@@ -305,8 +306,10 @@ class Executor:
         if not (math.isfinite(limit) and limit > 0):
             limit = self.default_time_limit
         exit_code: int | None = None
-        control.deadline = time.monotonic() + limit
         try:
+            _wait_until(request.not_before, control)
+            started_at = time.time()
+            control.deadline = time.monotonic() + limit
             if control.cancelled:
                 raise _RunFailed("cancelled before it started", "cancelled")
             if request.wasm and module_hash(request.wasm) != request.module_hash:
@@ -439,6 +442,17 @@ class Executor:
             raise _ExitCode(exc.code) from exc
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             raise _failure(exc, control, limit) from exc
+
+
+def _wait_until(not_before: float, control: _Control) -> None:
+    """Hold a run sent ahead of its due time until then: sleep most of the
+    way, spin the last millisecond (a sleep alone wakes up late)."""
+    while not control.cancelled:
+        left = not_before - time.time()
+        if left <= 0:
+            return
+        if left > 0.002:
+            time.sleep(min(left - 0.001, 0.05))
 
 
 def _failure(exc: Exception, control: _Control, limit: float) -> _RunFailed:

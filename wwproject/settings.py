@@ -262,6 +262,9 @@ WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)
 # less than WW_PREFETCH_BELOW seconds (queued long runs only add lateness).
 WW_PREFETCH = _env_int("WW_PREFETCH", 4)
 WW_PREFETCH_BELOW = _env_float("WW_PREFETCH_BELOW", 0.05)
+# Runs are sent this many seconds before they are due and start on the
+# worker's clock at their due time (clocks are assumed in sync, e.g. NTP).
+WW_SEND_AHEAD = _env_float("WW_SEND_AHEAD", 0.02)
 
 # --- Access control (issue 4) -----------------------------------------------
 # WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a

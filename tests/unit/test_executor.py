@@ -352,3 +352,17 @@ def test_a_run_waiting_for_a_thread_can_be_cancelled() -> None:
     assert running.state == "cancelled" and "while running" in running.error
     assert queued.state == "cancelled" and "before it started" in queued.error
     assert not executor.cancel("t#0")  # nothing left to cancel
+
+
+def test_a_run_sent_ahead_starts_on_its_due_time_not_before() -> None:
+    import time as clock
+
+    noop = wat2wasm('(module (func (export "run") (param i64 i64) (result i64) (i64.const 1)))')
+    due = clock.time() + 0.2
+    with Executor(concurrency=1) as executor:
+        outcome = executor.execute(
+            RunRequest("t", module_hash(noop), noop, 0, 0, 5.0, run_key="t#0", not_before=due)
+        )
+    assert outcome.state == "succeeded"
+    assert outcome.started_at >= due  # never early
+    assert outcome.started_at - due < 0.05  # and about on time
