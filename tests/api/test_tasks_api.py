@@ -11,26 +11,11 @@ from django.test import Client
 from django.utils.dateparse import parse_datetime
 
 from tasks_app.models import Iteration, Module, Task
+from tests.e2e.cluster import seed_form
 
 HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 
 pytestmark = pytest.mark.django_db
-
-
-def seed_form(**overrides: object) -> dict[str, object]:
-    form: dict[str, object] = {
-        "id": "task1",
-        "description": "Hash puzzle",
-        "complete": "0",
-        "duration": "5",
-        "start": "1",
-        "delay": "2",
-        "repeats": "3",
-        "input": "0",
-        "difficulty": "3",
-    }
-    form.update(overrides)
-    return form
 
 
 def post(client: Client, path: str = "/tasks", wasm: bytes = HASH_WASM, **fields: object):
