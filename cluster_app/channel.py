@@ -76,9 +76,6 @@ class SyncChannel(Generic[T]):
     def _requeue(self, value: T) -> None:
         self._senders.appendleft((value, None))
 
-    def pending_sends(self) -> int:
-        return len(self._senders)
-
     def close(self) -> None:
         """Fail every waiting sender and receiver with ChannelClosed."""
         self._closed = True

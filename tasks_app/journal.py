@@ -72,18 +72,12 @@ class Journal:
         self._max_batch = max_batch
         self._records: list[Record] = []
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.batches = 0
         self.written = 0
 
     def append(self, record: Record) -> None:
         self._records.append(record)
-        self._idle.clear()
         self._wake.set()
-
-    def pending(self) -> int:
-        return len(self._records)
 
     async def run(self) -> None:
         """Write batches until cancelled; on cancellation, write what is left."""
@@ -97,10 +91,6 @@ class Journal:
             while self._records:
                 await asyncio.shield(self._write_some())
 
-    async def drained(self) -> None:
-        """Wait until every record appended so far is written."""
-        await self._idle.wait()
-
     async def _write_some(self) -> None:
         self._wake.clear()
         batch, self._records = (
@@ -110,7 +100,6 @@ class Journal:
         if self._records:
             self._wake.set()
         if not batch:
-            self._idle.set()
             return
         try:
             events = await sync_to_async(self._write)(batch)
@@ -124,8 +113,6 @@ class Journal:
             return
         self.batches += 1
         self.written += len(batch)
-        if not self._records:
-            self._idle.set()
         if self._publish is not None and events:
             try:
                 await self._publish(events)

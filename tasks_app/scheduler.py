@@ -130,9 +130,6 @@ class Scheduler:
     def queue_depth(self) -> int:
         return len(self._heap)
 
-    def running_count(self) -> int:
-        return len(self._running)
-
     # -- cancellation ---------------------------------------------------------
 
     async def cancel_task(self, task_id: str) -> int:
