@@ -88,7 +88,11 @@ class Journal:
                 await asyncio.sleep(self._linger)
                 await self._write_some()
         finally:
-            while self._records:
+            # A few tries only: a database that keeps refusing must not hold
+            # the gateway's shutdown (unwritten runs are re-run on restart).
+            for _ in range(5):
+                if not self._records:
+                    break
                 await asyncio.shield(self._write_some())
 
     async def _write_some(self) -> None:
