@@ -12,23 +12,13 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.cluster import HTTP, MANAGE, PROJECT_ROOT, Cluster
-from tests.netns import NetNS, NetNSUnavailable
+from tests.e2e.cluster import HTTP, MANAGE, PROJECT_ROOT, Cluster, running_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
-    try:
-        cluster = Cluster(ns, tmp_path_factory.mktemp("cli"))
-        cluster.start_gateway()
-        cluster.wait_joined(cluster.start_worker("--concurrency", "2"))
+    with running_cluster(tmp_path_factory.mktemp("cli"), workers=1, concurrency=2) as cluster:
         yield cluster
-    finally:
-        ns.close()
 
 
 def cli(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

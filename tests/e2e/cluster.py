@@ -5,19 +5,20 @@ modules. Every process is stopped by PID when the test ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.netns import NetNS
+from tests.netns import NetNS, NetNSUnavailable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MANAGE = str(PROJECT_ROOT / "manage.py")
@@ -161,3 +162,31 @@ def seed_form(**overrides: str) -> dict[str, str]:
     }
     form.update(overrides)
     return form
+
+
+@contextlib.contextmanager
+def running_cluster(
+    state_dir: Path,
+    *,
+    workers: int = 0,
+    concurrency: int = 1,
+    gateway_args: tuple[str, ...] = (),
+    **env: str,
+) -> Iterator[Cluster]:
+    """A gateway (and `workers` joined workers) in a fresh private network
+    namespace; every process is stopped and the namespace deleted on exit.
+    Skips the test where namespaces cannot be made."""
+    import pytest
+
+    try:
+        ns = NetNS()
+    except (NetNSUnavailable, OSError) as exc:
+        pytest.skip(f"network namespaces unavailable: {exc}")
+    try:
+        cluster = Cluster(ns, state_dir, **env)
+        cluster.start_gateway(*gateway_args)
+        for _ in range(workers):
+            cluster.wait_joined(cluster.start_worker("--concurrency", str(concurrency)))
+        yield cluster
+    finally:
+        ns.close()

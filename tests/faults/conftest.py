@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import Cluster
+from tests.e2e.cluster import Cluster, running_cluster
 from tests.faults.harness import FAST_LIVENESS, Ledger
-from tests.netns import NetNS, NetNSUnavailable
 
 
 @pytest.fixture(scope="session")
@@ -27,22 +28,16 @@ def ledger() -> Iterator[Ledger]:
 def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """Start a gateway and workers in a fresh network namespace; everything
     is stopped by PID when the test ends, whatever happened."""
-    spaces: list[NetNS] = []
+    numbers = itertools.count(1)
+    with contextlib.ExitStack() as clusters:
 
-    def make(*, workers: int = 2, concurrency: int = 1, **env: str) -> Cluster:
-        try:
-            ns = NetNS()
-        except (NetNSUnavailable, OSError) as exc:
-            pytest.skip(f"network namespaces unavailable: {exc}")
-        spaces.append(ns)
-        state = tmp_path / f"cluster{len(spaces)}"
-        state.mkdir()
-        cluster = Cluster(ns, state, **{**FAST_LIVENESS, **env})
-        cluster.start_gateway()
-        for _ in range(workers):
-            cluster.wait_joined(cluster.start_worker("--concurrency", str(concurrency)))
-        return cluster
+        def make(*, workers: int = 2, concurrency: int = 1, **env: str) -> Cluster:
+            state = tmp_path / f"cluster{next(numbers)}"
+            state.mkdir()
+            return clusters.enter_context(
+                running_cluster(
+                    state, workers=workers, concurrency=concurrency, **{**FAST_LIVENESS, **env}
+                )
+            )
 
-    yield make
-    for ns in spaces:
-        ns.close()
+        yield make

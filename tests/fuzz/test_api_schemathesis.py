@@ -19,8 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.e2e.cluster import HTTP, Cluster
-from tests.netns import NetNS, NetNSUnavailable
+from tests.e2e.cluster import HTTP, Cluster, running_cluster
 
 EXAMPLES = int(os.environ.get("WW_FUZZ_EXAMPLES", "25"))
 STRICT = os.environ.get("WW_FUZZ_STRICT") == "1"
@@ -29,23 +28,15 @@ BASE_URL = f"http://{HTTP}"
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
-    try:
-        cluster = Cluster(
-            ns,
-            tmp_path_factory.mktemp("fuzz"),
-            # Keep what one accepted submission can cost small: the fuzzer
-            # would otherwise ask for 100 000 runs per task.
-            WW_MAX_REPEATS="50",
-            WW_LOG_LEVEL="WARNING",
-        )
-        cluster.start_gateway("--no-discovery")
+    with running_cluster(
+        tmp_path_factory.mktemp("fuzz"),
+        gateway_args=("--no-discovery",),
+        # Keep what one accepted submission can cost small: the fuzzer
+        # would otherwise ask for 100 000 runs per task.
+        WW_MAX_REPEATS="50",
+        WW_LOG_LEVEL="WARNING",
+    ) as cluster:
         yield cluster
-    finally:
-        ns.close()
 
 
 def _served_schema() -> dict:

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from wasmtime import wat2wasm
 
-from tests.e2e.cluster import PROJECT_ROOT, Cluster, seed_form
-from tests.netns import NetNS, NetNSUnavailable
+from tests.e2e.cluster import PROJECT_ROOT, Cluster, running_cluster, seed_form
 from tests.security import hostile
 
 HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
@@ -25,23 +24,13 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
-    try:
-        cluster = Cluster(
-            ns,
-            tmp_path_factory.mktemp("sandbox"),
-            WW_RUN_MEMORY_BYTES=str(MEMORY_LIMIT),
-            WW_RUN_OUTPUT_BYTES=str(OUTPUT_LIMIT),
-        )
-        cluster.start_gateway()
-        for _ in range(2):
-            cluster.wait_joined(cluster.start_worker("--concurrency", "1"))
+    with running_cluster(
+        tmp_path_factory.mktemp("sandbox"),
+        workers=2,
+        WW_RUN_MEMORY_BYTES=str(MEMORY_LIMIT),
+        WW_RUN_OUTPUT_BYTES=str(OUTPUT_LIMIT),
+    ) as cluster:
         yield cluster
-    finally:
-        ns.close()
 
 
 def submit(cluster: Cluster, task_id: str, wasm: bytes, **fields: str) -> Any:

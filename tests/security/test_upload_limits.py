@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import PROJECT_ROOT, Cluster, seed_form
-from tests.netns import NetNS, NetNSUnavailable
+from tests.e2e.cluster import PROJECT_ROOT, Cluster, running_cluster, seed_form
 
 MODULE_LIMIT = 64 * 1024
 BODY_LIMIT = MODULE_LIMIT + 1024 * 1024  # wwproject.asgi: the module plus 1 MiB of form
@@ -21,18 +20,12 @@ HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
-    try:
-        cluster = Cluster(
-            ns, tmp_path_factory.mktemp("upload-limits"), WW_MODULE_MAX_BYTES=str(MODULE_LIMIT)
-        )
-        cluster.start_gateway("--no-discovery")
+    with running_cluster(
+        tmp_path_factory.mktemp("upload-limits"),
+        gateway_args=("--no-discovery",),
+        WW_MODULE_MAX_BYTES=str(MODULE_LIMIT),
+    ) as cluster:
         yield cluster
-    finally:
-        ns.close()
 
 
 def peak_rss(pid: int) -> int:

@@ -8,21 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.cluster import Cluster
-from tests.netns import NetNS, NetNSUnavailable
+from tests.e2e.cluster import Cluster, running_cluster
 
 
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
-    try:
-        cluster = Cluster(ns, tmp_path_factory.mktemp("ui"))
-        cluster.start_gateway()
-        for _ in range(2):
-            cluster.wait_joined(cluster.start_worker("--concurrency", "1"))
+    with running_cluster(tmp_path_factory.mktemp("ui"), workers=2) as cluster:
         yield cluster
-    finally:
-        ns.close()
