@@ -161,46 +161,80 @@ def record_runs(records: Sequence[RunSent | RunEnded]) -> list[dict[str, Any]]:
 def _run_events(
     latest: dict[int, tuple[str, RunSent | RunEnded]], now: datetime
 ) -> list[dict[str, Any]]:
-    tasks = {record.task_id for _, record in latest.values()}
-    completions = dict(
-        Iteration.objects.filter(task_id__in=tasks, state=State.SUCCEEDED)
-        .values("task_id")
-        .annotate(n=Count("pk"))
-        .values_list("task_id", "n")
-    )
+    completions = _completions({record.task_id for _, record in latest.values()})
     return [
-        {
-            "type": "run.changed",
-            "task": record.task_id,
-            "index": record.index,
-            "state": str(state),
-            "worker": record.worker_peer_id,
-            "attempt": record.number,
-            "result": getattr(record, "result", ""),
-            "error": getattr(record, "error", ""),
-            "completions": completions.get(record.task_id, 0),
-            "at": now.isoformat(),
-        }
+        _run_event(
+            task_id=record.task_id,
+            index=record.index,
+            state=str(state),
+            worker=record.worker_peer_id,
+            attempt=record.number,
+            result=getattr(record, "result", ""),
+            error=getattr(record, "error", ""),
+            completions=completions.get(record.task_id, 0),
+            at=now,
+        )
         for state, record in latest.values()
     ]
 
 
-def _announce(iteration: Iteration, attempt: Attempt | None) -> None:
-    """Tell live watchers about a run's new state (after commit)."""
-    completions = Iteration.objects.filter(task_id=iteration.task_id, state=State.SUCCEEDED).count()
-    events.run_changed(
-        {
-            "task": iteration.task_id,
-            "index": iteration.index,
-            "state": iteration.state,
-            "worker": attempt.worker_peer_id if attempt else "",
-            "attempt": attempt.number if attempt else 0,
-            "result": iteration.result,
-            "error": iteration.error,
-            "completions": completions,
-            "at": timezone.now().isoformat(),
-        }
+def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
+    """Tell live watchers about runs' new states (after commit); the REST
+    path's counterpart of the journal's events."""
+    if not runs:
+        return
+    completions = _completions({task_id}).get(task_id, 0)
+    now = timezone.now()
+    for iteration in runs:
+        events.run_changed(
+            _run_event(
+                task_id=task_id,
+                index=iteration.index,
+                state=str(iteration.state),
+                worker="",
+                attempt=0,
+                result=iteration.result,
+                error=iteration.error,
+                completions=completions,
+                at=now,
+            )
+        )
+
+
+def _completions(task_ids: set[str]) -> dict[str, int]:
+    return dict(
+        Iteration.objects.filter(task_id__in=task_ids, state=State.SUCCEEDED)
+        .values("task_id")
+        .annotate(n=Count("pk"))
+        .values_list("task_id", "n")
     )
+
+
+def _run_event(
+    *,
+    task_id: str,
+    index: int,
+    state: str,
+    worker: str,
+    attempt: int,
+    result: str,
+    error: str,
+    completions: int,
+    at: datetime,
+) -> dict[str, Any]:
+    """A `run.changed` event, as the websockets stream it."""
+    return {
+        "type": "run.changed",
+        "task": task_id,
+        "index": index,
+        "state": state,
+        "worker": worker,
+        "attempt": attempt,
+        "result": result,
+        "error": error,
+        "completions": completions,
+        "at": at.isoformat(),
+    }
 
 
 def recover_interrupted_runs() -> int:
@@ -233,11 +267,12 @@ def cancel_task(*, task_id: str) -> Cancellation:
             task.cancelled_at = now
             task.save(update_fields=["cancelled_at"])
         pending = list(task.iterations.filter(state=State.PENDING))
+        Iteration.objects.filter(pk__in=[it.pk for it in pending]).update(
+            state=State.CANCELLED, finished_at=now
+        )
         for iteration in pending:
             iteration.state = State.CANCELLED
-            iteration.finished_at = now
-            iteration.save(update_fields=["state", "finished_at"])
-            _announce(iteration, None)
+        _announce(task_id, pending)
         running = list(task.iterations.filter(state=State.RUNNING).values_list("pk", flat=True))
     log.info(
         "task %s cancelled: %d runs not started, %d running", task_id, len(pending), len(running)
@@ -254,14 +289,12 @@ def rerun_failed(*, task_id: str) -> int:
         if task is None:
             raise TaskNotFound(task_id)
         runs = list(task.iterations.filter(state__in=[State.FAILED, State.TIMED_OUT]))
+        Iteration.objects.filter(pk__in=[it.pk for it in runs]).update(
+            state=State.PENDING, due_at=now, error="", result="", finished_at=None
+        )
         for iteration in runs:
-            iteration.state = State.PENDING
-            iteration.due_at = now
-            iteration.error = ""
-            iteration.result = ""
-            iteration.finished_at = None
-            iteration.save(update_fields=["state", "due_at", "error", "result", "finished_at"])
-            _announce(iteration, None)
+            iteration.state, iteration.error, iteration.result = State.PENDING, "", ""
+        _announce(task_id, runs)
         if runs and task.cancelled_at is not None:
             task.cancelled_at = None
             task.save(update_fields=["cancelled_at"])
