@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ from cluster_app.multiaddr import Multiaddr
 from cluster_app.pool import PooledWorker, WorkerPool
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
-from tasks_app import events, metrics
+from tasks_app import events, metrics, run_records
+from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.journal import Journal
 from tasks_app.scheduler import Scheduler
@@ -46,10 +48,12 @@ class GatewayConfig:
     cluster_key: bytes | None = None  # None: an open cluster, as in the seed
     sweep_interval: float = 5.0
     # Like Celery's prefetch: due runs sent to a worker beyond its concurrency
-    # (this many per slot) wait in its queue, so a slot never idles for a
-    # round trip between runs.
+    # wait in its queue, so a slot never idles for a round trip: at most this
+    # many per slot, about `prefetch_below` seconds of them, for runs seen to
+    # take less than that; such runs go `batch` to a call.
     prefetch: int = 0
-    prefetch_below: float = 0.05  # ... for runs of tasks seen to take less (s)
+    prefetch_below: float = 0.05
+    batch: int = 16
     # Runs go to their worker this early and start there on their due time,
     # so the hop to the worker does not make them late.
     send_ahead: float = 0.0
@@ -59,21 +63,24 @@ class GatewayNode:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.peer_id = config.identity.peer_id
-        self.pool = WorkerPool(prefetch=config.prefetch)
+        self.pool = WorkerPool()
         self.channel: SyncChannel[Offer] = SyncChannel()
-        self.journal = Journal(task_services.record_runs, publish=events.publish_runs)
+        self.journal = Journal(run_records.record_runs, publish=events.publish_runs)
         self.scheduler = Scheduler(
             self.pool,
             self.journal,
             max_attempts=config.max_attempts,
             default_duration=config.default_duration,
             short_run=config.prefetch_below,
+            max_queue=config.prefetch,
+            max_batch=config.batch,
             lead=config.send_ahead,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._journal_task: asyncio.Task[None] | None = None
+        self._modules: OrderedDict[str, bytes] = OrderedDict()  # recently fetched
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -154,8 +161,24 @@ class GatewayNode:
             connection=connection,
             address=address,
             on_leave=self._worker_leaving,
+            modules=self._module_bytes,
             proven_peer=proven_peer,
         )
+
+    async def _module_bytes(self, sha256: str) -> bytes | None:
+        """A module's bytes for a worker that lacks them (from the database,
+        the recent ones kept here: every worker fetches a new module at once)."""
+        wasm = self._modules.get(sha256)
+        if wasm is None:
+            wasm = await sync_to_async(task_selectors.module_bytes)(sha256)
+            if wasm is None:
+                return None
+            self._modules[sha256] = wasm
+            while len(self._modules) > 16:
+                self._modules.popitem(last=False)
+        else:
+            self._modules.move_to_end(sha256)
+        return wasm
 
     async def _worker_leaving(self, connection: int) -> None:
         workers = self.pool.on_connection(connection)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,11 @@ import schema
 from cluster_app.channel import ChannelClosed, SyncChannel
 from cluster_app.identity import verify
 from cluster_app.tls import join_message
+from tasks_app import metrics
 
 log = logging.getLogger("ww.rpc")
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 WORKERS_CHANNEL = "workers"
 
@@ -66,6 +70,7 @@ class HostServer(schema.host.Host.Server):
         connection: int,
         address: str,
         on_leave: Callable[[int], Awaitable[None]],
+        modules: Callable[[str], Awaitable[bytes | None]],
         proven_peer: str | None = None,
     ) -> None:
         self._peer_id = peer_id
@@ -73,6 +78,7 @@ class HostServer(schema.host.Host.Server):
         self._connection = connection
         self._address = address
         self._on_leave = on_leave
+        self._modules = modules
         self._proven_peer = proven_peer  # from the TLS certificate (cluster mode)
         self._nonce = os.urandom(32)
         self.verified_peer: str | None = None
@@ -113,3 +119,16 @@ class HostServer(schema.host.Host.Server):
 
     async def leave(self, _context: Any, **kwargs: Any) -> None:
         await self._on_leave(self._connection)
+
+    async def module(self, hash: str, _context: Any, **kwargs: Any) -> bytes:
+        if self.verified_peer is None:
+            raise PermissionError("authenticate first")
+        digest = str(hash)
+        if not _SHA256_HEX.fullmatch(digest):
+            raise ValueError("a module hash is 64 lowercase hex digits")
+        wasm = await self._modules(digest)
+        if wasm is None:
+            raise KeyError(f"no module {digest}")
+        metrics.MODULE_FETCHES.labels(worker=self.verified_peer).inc()
+        log.info("module %s (%d bytes) sent to %s", digest[:12], len(wasm), self.verified_peer)
+        return wasm

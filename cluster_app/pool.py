@@ -23,27 +23,29 @@ class PooledWorker:
     joined: int
     in_flight: int = 0
     dispatched: int = 0
-    prefetch: int = 0  # runs it may hold beyond its concurrency, queued on the worker
     draining: bool = False  # leaving gracefully: no new runs
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when removed
 
-    def load(self, *, prefetch: bool) -> Load:
-        """What the choice sees; with `prefetch`, queued runs count as room."""
+    def capacity(self, queue: int) -> int:
+        """Runs it may hold: one per slot, plus `queue` per slot waiting there."""
+        return self.concurrency * (1 + max(queue, 0))
+
+    def load(self, *, queue: int) -> Load:
         return Load(
             key=self.key,
             in_flight=self.in_flight,
-            concurrency=self.concurrency + (self.prefetch if prefetch else 0),
+            concurrency=self.capacity(queue),
             dispatched=self.dispatched,
             joined=self.joined,
         )
 
 
 class WorkerPool:
-    def __init__(self, *, prefetch: int = 0) -> None:
-        """`prefetch`: runs per slot a worker may hold queued beyond its
-        concurrency, when the caller says the run is short (0: never more in
-        flight than a worker runs at once)."""
-        self._prefetch = max(prefetch, 0)
+    """Callers say how many runs per slot may wait queued on a worker
+    (`queue`): 0 for a run that needs a free slot, more for short runs, like
+    Celery's prefetch (a slot then never idles for a round trip)."""
+
+    def __init__(self) -> None:
         self._workers: dict[int, PooledWorker] = {}
         self._keys = itertools.count(1)
         self._changed = asyncio.Event()
@@ -67,7 +69,6 @@ class WorkerPool:
             peer_id=peer_id,
             address=address,
             concurrency=max(concurrency, 1),
-            prefetch=self._prefetch * max(concurrency, 1),
             capability=capability,
             connection=connection,
             joined=key,
@@ -92,9 +93,9 @@ class WorkerPool:
     def contains(self, worker: PooledWorker) -> bool:
         return self._workers.get(worker.key) is worker
 
-    def try_acquire(self, *, prefetch: bool = False) -> PooledWorker | None:
+    def try_acquire(self, *, queue: int = 0) -> PooledWorker | None:
         choice = least_in_flight(
-            w.load(prefetch=prefetch) for w in self._workers.values() if not w.draining
+            w.load(queue=queue) for w in self._workers.values() if not w.draining
         )
         if choice is None:
             return None
@@ -103,18 +104,24 @@ class WorkerPool:
         worker.dispatched += 1
         return worker
 
-    async def acquire(self, *, prefetch: bool = False) -> PooledWorker:
-        """A slot on the least busy worker, waiting until one is free (with
-        `prefetch`, a place in a worker's queue will do)."""
+    async def acquire(self, *, queue: int = 0) -> PooledWorker:
+        """A place on the least busy worker, waiting until there is one."""
         while True:
             changed = self._changed
-            worker = self.try_acquire(prefetch=prefetch)
+            worker = self.try_acquire(queue=queue)
             if worker is not None:
                 return worker
             await changed.wait()
 
-    def release(self, worker: PooledWorker) -> None:
-        worker.in_flight = max(worker.in_flight - 1, 0)
+    def take_more(self, worker: PooledWorker, *, queue: int, most: int) -> int:
+        """Up to `most` more places on `worker` (for a batch); how many."""
+        n = max(min(most, worker.capacity(queue) - worker.in_flight), 0)
+        worker.in_flight += n
+        worker.dispatched += n
+        return n
+
+    def release(self, worker: PooledWorker, n: int = 1) -> None:
+        worker.in_flight = max(worker.in_flight - n, 0)
         self._notify()
 
     async def drain(self, connection: int) -> int:

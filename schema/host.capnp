@@ -26,4 +26,9 @@ interface Host {
   # "ww-join:" ++ gateway peer ID ++ ":" ++ nonce. Fails if the signature
   # does not check, or if the connection's TLS certificate (cluster mode)
   # belongs to another peer.
+
+  module @5 (hash :Text) -> (wasm :Data);
+  # The bytes of a submitted module, by lowercase hex SHA-256. Jobs carry
+  # only the hash: a worker that lacks the module fetches it here once and
+  # keeps it compiled. Only after `authenticate`.
 }

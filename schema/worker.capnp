@@ -19,6 +19,11 @@ interface Worker {
   cancel @4 (taskId :Text, iteration :UInt32) -> (found :Bool);
   # Interrupt that run if it is executing here; its `execute` call then
   # answers with state `cancelled`.
+
+  executeMany @5 (jobs :List(Job)) -> (outcomes :List(Outcome));
+  # Several short runs in one call (outcome i is job i's), spread over the
+  # worker's slots and started each at its notBeforeNs. Used for runs known
+  # to be short, so one round trip carries many.
 }
 
 struct WorkerInfo {
@@ -30,7 +35,8 @@ struct Job {
   taskId @0 :Text;
   iteration @1 :UInt32;
   moduleHash @2 :Text;    # lowercase hex SHA-256 of `wasm`
-  wasm @3 :Data;
+  wasm @3 :Data;          # empty: the worker has the module or fetches it
+                          # by hash from the gateway (Host.module)
   input @4 :Int64;
   difficulty @5 :Int64;
   timeLimitMs @6 :UInt32; # 0: the worker's default

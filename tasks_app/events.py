@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -21,6 +22,33 @@ def task_group(task_id: str) -> str:
     """The group of one task's events. Task ids may hold characters group
     names may not, so the name is derived from a hash of the id."""
     return "ww.task." + hashlib.sha256(task_id.encode()).hexdigest()[:32]
+
+
+def run_event(
+    *,
+    task_id: str,
+    index: int,
+    state: str,
+    worker: str,
+    attempt: int,
+    result: str,
+    error: str,
+    completions: int,
+    at: datetime,
+) -> dict[str, Any]:
+    """A `run.changed` event, as the websockets stream it."""
+    return {
+        "type": "run.changed",
+        "task": task_id,
+        "index": index,
+        "state": state,
+        "worker": worker,
+        "attempt": attempt,
+        "result": result,
+        "error": error,
+        "completions": completions,
+        "at": at.isoformat(),
+    }
 
 
 def run_changed(payload: dict[str, Any]) -> None:

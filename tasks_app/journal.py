@@ -5,7 +5,7 @@ path. Dispatch never waits for the database.
 Nothing is lost by batching: until a record is written, the database shows
 the run as still waiting (or running), so a gateway that dies with records
 in hand dispatches those runs again when it restarts; a success is written
-once per run (`services.record_runs` only moves a run out of pending or
+once per run (`run_records.record_runs` only moves a run out of pending or
 running), so it is never counted twice."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DISPATCH_LATENESS = Histogram(
     "ww_dispatch_lateness_seconds",
@@ -20,6 +20,16 @@ RUN_DURATION = Histogram(
 )
 WORKERS_CONNECTED = Gauge("ww_workers_connected", "Workers in the gateway's live pool")
 QUEUE_DEPTH = Gauge("ww_queue_depth", "Runs queued in the scheduler, due or not")
+RUNS_PER_CALL = Histogram(
+    "ww_runs_per_call",
+    "Runs sent to a worker in one call (short runs travel several to a call)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+MODULE_FETCHES = Counter(
+    "ww_module_fetches",
+    "Module bytes sent to workers (jobs carry only the hash; a worker fetches a module once)",
+    ["worker"],
+)
 
 
 def observe_run(

@@ -42,6 +42,10 @@ class Task(models.Model):
     )
     received_at = models.DateTimeField(db_index=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Runs that succeeded, kept by the journal's writer as runs settle (a run
+    # moves to succeeded once and never out of it), so progress is read
+    # without counting a task's runs.
+    succeeded_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["received_at", "id"]

@@ -67,12 +67,16 @@ class Scheduler:
         call_grace: float = 30.0,
         default_duration: float = 60.0,
         short_run: float = 0.05,
+        max_queue: int = 64,
+        max_batch: int = 16,
         lead: float = 0.0,
     ) -> None:
         self._pool = pool
         self._lead = timedelta(seconds=lead)
         self._short_run = short_run
-        self._typical: OrderedDict[str, float] = OrderedDict()
+        self._max_queue = max(max_queue, 0)
+        self._max_batch = max(max_batch, 1)
+        self._typical: OrderedDict[tuple[str, int, int], float] = OrderedDict()
         self._journal = journal
         self._cancelled: set[str] = set()
         self._max_attempts = max_attempts
@@ -88,7 +92,6 @@ class Scheduler:
         self._running: dict[int, _Running] = {}
         self._tries: dict[int, int] = {}
         self._dispatched: set[int] = set()  # runs sent to a worker by this process
-        self._modules: OrderedDict[str, bytes] = OrderedDict()
 
     # -- feeding the heap ---------------------------------------------------
 
@@ -164,16 +167,19 @@ class Scheduler:
         try:
             while True:
                 await self._until_due()
-                # The worker first, then the run: a retry queued while we
+                # The worker first, then the runs: a retry queued while we
                 # waited for a slot goes ahead of the run that woke us.
-                worker = await self._pool.acquire(prefetch=self._is_short(self._heap[0][-1]))
-                run = self._pop_due()
-                if run is None:
+                queue = self._queue_room(self._heap[0][-1])
+                worker = await self._pool.acquire(queue=queue)
+                batch = self._pop_batch(worker, queue)
+                if not batch:
                     self._pool.release(worker)
                     continue
-                self._running[run.iteration_id] = _Running(run, worker)
+                for run in batch:
+                    self._running[run.iteration_id] = _Running(run, worker)
+                head = batch[0]
                 task = asyncio.create_task(
-                    self._dispatch(run, worker), name=f"run-{run.task_id}-{run.index}"
+                    self._dispatch(batch, worker), name=f"run-{head.task_id}-{head.index}"
                 )
                 self._runs.add(task)
                 task.add_done_callback(self._runs.discard)
@@ -195,51 +201,72 @@ class Scheduler:
             else:
                 await self._wake.wait()
 
-    def _pop_due(self) -> DueRun | None:
-        if not self._heap or self._heap[0][0] - self._lead > timezone.now():
-            return None
-        run = heapq.heappop(self._heap)[-1]
-        self._queued.discard(run.iteration_id)
-        return run
+    def _pop_batch(self, worker: PooledWorker, queue: int) -> list[DueRun]:
+        """The due run at the head of the queue and, when it is short, the
+        short runs due behind it that fit on `worker`, up to `max_batch`
+        (one place on the worker is held already)."""
+        now = timezone.now()
+        batch: list[DueRun] = []
+        while self._heap and self._heap[0][0] - self._lead <= now:
+            run = self._heap[0][-1]
+            if batch:
+                if len(batch) >= self._max_batch or self._queue_room(run) == 0:
+                    break
+                if self._pool.take_more(worker, queue=queue, most=1) == 0:
+                    break
+            heapq.heappop(self._heap)
+            self._queued.discard(run.iteration_id)
+            batch.append(run)
+            if queue == 0:
+                break
+        return batch
 
-    # -- one run on one worker ---------------------------------------------
+    # -- how long runs take: which may queue on a worker ---------------------
 
-    async def _dispatch(self, run: DueRun, worker: PooledWorker) -> None:
-        try:
-            if run.task_id not in self._cancelled:
-                ran = await self._execute(run, worker)
-                if ran is not None:
-                    self._learn(run.task_id, ran)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("dispatch of %s#%d failed", run.task_id, run.index)
-        finally:
-            self._running.pop(run.iteration_id, None)
-            self._pool.release(worker)
-
-    def _learn(self, task_id: str, seconds: float) -> None:
-        """A moving average of how long a task's runs execute (its runs share
-        module and inputs, so they tend to take alike)."""
-        previous = self._typical.pop(task_id, None)
-        self._typical[task_id] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+    def _learn(self, run: DueRun, seconds: float) -> None:
+        """A moving average of how long runs of one module with the same
+        inputs execute (a task's runs share them, so they tend to take alike)."""
+        key = _kind_of(run)
+        previous = self._typical.pop(key, None)
+        self._typical[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
         while len(self._typical) > 10_000:
             self._typical.popitem(last=False)
 
-    def _is_short(self, run: DueRun) -> bool:
-        """Runs of tasks seen to take less than `short_run` may wait in a
-        worker's queue (prefetch); unknown or long ones go to a free slot."""
-        typical = self._typical.get(run.task_id)
-        return typical is not None and typical < self._short_run
+    def _queue_room(self, run: DueRun) -> int:
+        """Runs per slot that may wait on a worker ahead of this one: enough
+        to hold about `short_run` seconds of them (at most `max_queue`), for
+        runs seen to take less than that; none for unknown or long ones
+        (queued long runs only add lateness and unbalance the pool)."""
+        typical = self._typical.get(_kind_of(run))
+        if typical is None or typical >= self._short_run:
+            return 0
+        return min(self._max_queue, max(1, int(self._short_run / max(typical, 1e-6))))
 
-    async def _execute(self, run: DueRun, worker: PooledWorker) -> float | None:
-        """Run it on `worker`; returns how long it executed there, if it did."""
+    # -- runs on one worker ---------------------------------------------------
+
+    async def _dispatch(self, batch: list[DueRun], worker: PooledWorker) -> None:
+        try:
+            batch = [run for run in batch if run.task_id not in self._cancelled]
+            if len(batch) == 1:
+                await self._execute(batch[0], worker)
+            elif batch:
+                await self._execute_many(batch, worker)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("dispatch of %d runs to %s failed", len(batch), worker.peer_id)
+        finally:
+            for run in batch:
+                self._running.pop(run.iteration_id, None)
+            self._pool.release(worker, len(batch))
+
+    def _send(self, run: DueRun, worker: PooledWorker) -> tuple[dict[str, Any], int]:
+        """The job for one attempt of `run`, and the attempt's number."""
         duration = run.duration if run.duration > 0 else self._default_duration
         job = {
             "taskId": run.task_id,
             "iteration": run.index,
-            "moduleHash": run.module_hash,
-            "wasm": await self._module(run.module_hash),
+            "moduleHash": run.module_hash,  # the worker fetches the bytes once
             "input": run.input,
             "difficulty": run.difficulty,
             "timeLimitMs": int(duration * 1000),
@@ -249,21 +276,51 @@ class Scheduler:
         self._dispatched.add(run.iteration_id)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
         self._tries[run.iteration_id] = number
-        self._journal.append(
-            RunSent(
-                **_attempt_of(run, worker, number),
-                sent_at=timezone.now(),
-            )
-        )
+        self._journal.append(RunSent(**_attempt_of(run, worker, number), sent_at=timezone.now()))
         log.debug("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, number)
+        return job, number
+
+    def _timeout(self, runs: list[DueRun], worker: PooledWorker) -> float:
+        """How long to wait for the answer: the runs' time limits, one slot's
+        share of them after another, plus grace."""
+        longest = max(r.duration if r.duration > 0 else self._default_duration for r in runs)
+        rounds = -(-len(runs) // worker.concurrency)
+        return longest * rounds + self._call_grace + self._lead.total_seconds()
+
+    async def _execute(self, run: DueRun, worker: PooledWorker) -> None:
+        metrics.RUNS_PER_CALL.observe(1)
+        job, number = self._send(run, worker)
         try:
             response = await self._call(
-                worker, job, timeout=duration + self._call_grace + self._lead.total_seconds()
+                worker, "execute", {"job": job}, timeout=self._timeout([run], worker)
             )
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the run's
             self._lost(run, worker, number, exc)
-            return None
-        outcome = response.outcome
+            return
+        self._ended(run, worker, number, response.outcome)
+
+    async def _execute_many(self, runs: list[DueRun], worker: PooledWorker) -> None:
+        metrics.RUNS_PER_CALL.observe(len(runs))
+        sent = [self._send(run, worker) for run in runs]
+        try:
+            response = await self._call(
+                worker,
+                "executeMany",
+                {"jobs": [job for job, _ in sent]},
+                timeout=self._timeout(runs, worker),
+            )
+            outcomes = list(response.outcomes)
+            if len(outcomes) != len(runs):
+                raise ValueError(f"{len(outcomes)} outcomes for {len(runs)} jobs")
+        except Exception as exc:  # noqa: BLE001 - the worker's failure, not the runs'
+            for run, (_, number) in zip(runs, sent, strict=True):
+                self._lost(run, worker, number, exc)
+            return
+        for run, (_, number), outcome in zip(runs, sent, outcomes, strict=True):
+            self._ended(run, worker, number, outcome)
+
+    def _ended(self, run: DueRun, worker: PooledWorker, number: int, outcome: Any) -> None:
+        """Record what the worker says happened to one attempt."""
         state = _OUTCOME_STATES[str(outcome.state)]
         started_at, finished_at = _from_ns(outcome.startedAtNs), _from_ns(outcome.finishedAtNs)
         retry = (
@@ -283,7 +340,8 @@ class Scheduler:
                 finished_at=finished_at,
             )
         )
-        log.info(
+        # One line per run is too many for a busy cluster: failures at INFO only.
+        (log.debug if state == "succeeded" else log.info)(
             "run %s#%d %s on %s%s",
             run.task_id,
             run.index,
@@ -298,17 +356,18 @@ class Scheduler:
             self._retry_later(run, number)
         else:
             self._tries.pop(run.iteration_id, None)
-        if started_at is None or finished_at is None:
-            return None
-        return (finished_at - started_at).total_seconds()
+        if started_at is not None and finished_at is not None:
+            self._learn(run, (finished_at - started_at).total_seconds())
 
-    async def _call(self, worker: PooledWorker, job: dict[str, Any], *, timeout: float) -> Any:
-        """`execute` on the worker, abandoned if the worker leaves the pool
-        (its connection closed or it stopped answering pings)."""
+    async def _call(
+        self, worker: PooledWorker, method: str, params: dict[str, Any], *, timeout: float
+    ) -> Any:
+        """A call on the worker, abandoned if the worker leaves the pool (its
+        connection closed or it stopped answering pings)."""
         capability = worker.capability
         if capability is None:
             raise WorkerVanished("worker left the pool")
-        call = asyncio.ensure_future(capability.execute(job=job))
+        call = asyncio.ensure_future(getattr(capability, method)(**params))
         gone = asyncio.ensure_future(worker.gone.wait())
         try:
             done, _ = await asyncio.wait(
@@ -366,16 +425,10 @@ class Scheduler:
         due = run.due_at if delay == 0 else timezone.now() + timedelta(seconds=delay)
         self.push(replace(run, due_at=due), retry=True)
 
-    async def _module(self, sha256: str) -> bytes:
-        wasm = self._modules.get(sha256)
-        if wasm is None:
-            wasm = await sync_to_async(selectors.module_bytes)(sha256)
-            self._modules[sha256] = wasm
-            while len(self._modules) > 32:
-                self._modules.popitem(last=False)
-        else:
-            self._modules.move_to_end(sha256)
-        return wasm
+
+def _kind_of(run: DueRun) -> tuple[str, int, int]:
+    """Runs alike in how long they take: same module, same inputs."""
+    return (run.module_hash, run.input, run.difficulty)
 
 
 def _attempt_of(run: DueRun, worker: PooledWorker, number: int) -> dict[str, Any]:

@@ -92,5 +92,6 @@ def due_runs(*, task_id: str | None = None, due_before: datetime | None = None) 
     ]
 
 
-def module_bytes(sha256: str) -> bytes:
-    return bytes(Module.objects.values_list("wasm", flat=True).get(pk=sha256))
+def module_bytes(sha256: str) -> bytes | None:
+    wasm = Module.objects.filter(pk=sha256).values_list("wasm", flat=True).first()
+    return None if wasm is None else bytes(wasm)

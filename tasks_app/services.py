@@ -7,17 +7,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
 from django.utils import timezone
 
-from cluster_app.models import WorkerNode
 from tasks_app import events, schedule
 from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
-from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Attempt, Iteration, Module, Task
 from workers.modules import InvalidModule, inspect_module, module_hash
 
@@ -88,106 +84,16 @@ def create_task(
     return task
 
 
-def record_runs(records: Sequence[RunSent | RunEnded]) -> list[dict[str, Any]]:
-    """Write a batch of the scheduler's run records in one transaction.
-    Returns the run events to publish (the latest state of each run touched).
-
-    A run only moves out of `pending` or `running`: a run cancelled meanwhile
-    stays cancelled, and a success is written (and counted) once."""
-    sent = [r for r in records if isinstance(r, RunSent)]
-    ended = [r for r in records if isinstance(r, RunEnded)]
-    peers = {r.worker_peer_id for r in records}
-    now = timezone.now()
-    latest: dict[int, tuple[str, RunSent | RunEnded]] = {}
-    with transaction.atomic():
-        workers = dict(WorkerNode.objects.filter(peer_id__in=peers).values_list("peer_id", "pk"))
-        if sent:
-            Attempt.objects.bulk_create(
-                [
-                    Attempt(
-                        iteration_id=r.iteration_id,
-                        number=r.number,
-                        worker_id=workers.get(r.worker_peer_id),
-                        worker_peer_id=r.worker_peer_id,
-                        sent_at=r.sent_at,
-                    )
-                    for r in sent
-                ],
-                ignore_conflicts=True,
-            )
-            moved = set(
-                Iteration.objects.filter(
-                    pk__in=[r.iteration_id for r in sent], state=State.PENDING
-                ).values_list("pk", flat=True)
-            )
-            Iteration.objects.filter(pk__in=moved).update(state=State.RUNNING)
-            for r in sent:
-                if r.iteration_id in moved:
-                    latest[r.iteration_id] = (State.RUNNING, r)
-        tally: dict[str, dict[str, int]] = {}
-        for r in ended:
-            settled = Attempt.objects.filter(
-                iteration_id=r.iteration_id, number=r.number, outcome=Outcome.RUNNING
-            ).update(
-                outcome=r.outcome,
-                result=r.result,
-                error=r.error,
-                exit_code=r.exit_code,
-                started_at=r.started_at,
-                finished_at=r.finished_at or now,
-            )
-            if not settled:
-                continue  # already settled: count it once
-            fields: dict[str, Any] = {"state": r.run_state, "error": r.error}
-            if r.run_state != State.PENDING:
-                fields.update(result=r.result, finished_at=r.finished_at or now)
-            moved_run = Iteration.objects.filter(
-                pk=r.iteration_id, state__in=[State.PENDING, State.RUNNING]
-            ).update(**fields)
-            if moved_run:
-                latest[r.iteration_id] = (r.run_state, r)
-            if r.outcome != Outcome.LOST:
-                counts = tally.setdefault(r.worker_peer_id, {"completed": 0, "failed": 0})
-                counts["completed" if r.outcome == Outcome.SUCCEEDED else "failed"] += 1
-        for peer, counts in tally.items():
-            WorkerNode.objects.filter(peer_id=peer).update(
-                completed=F("completed") + counts["completed"],
-                failed=F("failed") + counts["failed"],
-                last_seen=now,
-            )
-    return _run_events(latest, now)
-
-
-def _run_events(
-    latest: dict[int, tuple[str, RunSent | RunEnded]], now: datetime
-) -> list[dict[str, Any]]:
-    completions = _completions({record.task_id for _, record in latest.values()})
-    return [
-        _run_event(
-            task_id=record.task_id,
-            index=record.index,
-            state=str(state),
-            worker=record.worker_peer_id,
-            attempt=record.number,
-            result=getattr(record, "result", ""),
-            error=getattr(record, "error", ""),
-            completions=completions.get(record.task_id, 0),
-            at=now,
-        )
-        for state, record in latest.values()
-    ]
-
-
 def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
     """Tell live watchers about runs' new states (after commit); the REST
     path's counterpart of the journal's events."""
     if not runs:
         return
-    completions = _completions({task_id}).get(task_id, 0)
+    completions = Task.objects.values_list("succeeded_count", flat=True).get(pk=task_id)
     now = timezone.now()
     for iteration in runs:
         events.run_changed(
-            _run_event(
+            events.run_event(
                 task_id=task_id,
                 index=iteration.index,
                 state=str(iteration.state),
@@ -199,42 +105,6 @@ def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
                 at=now,
             )
         )
-
-
-def _completions(task_ids: set[str]) -> dict[str, int]:
-    return dict(
-        Iteration.objects.filter(task_id__in=task_ids, state=State.SUCCEEDED)
-        .values("task_id")
-        .annotate(n=Count("pk"))
-        .values_list("task_id", "n")
-    )
-
-
-def _run_event(
-    *,
-    task_id: str,
-    index: int,
-    state: str,
-    worker: str,
-    attempt: int,
-    result: str,
-    error: str,
-    completions: int,
-    at: datetime,
-) -> dict[str, Any]:
-    """A `run.changed` event, as the websockets stream it."""
-    return {
-        "type": "run.changed",
-        "task": task_id,
-        "index": index,
-        "state": state,
-        "worker": worker,
-        "attempt": attempt,
-        "result": result,
-        "error": error,
-        "completions": completions,
-        "at": at.isoformat(),
-    }
 
 
 def recover_interrupted_runs() -> int:

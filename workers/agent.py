@@ -21,6 +21,7 @@ from cluster_app.multiaddr import Multiaddr, MultiaddrError, parse_multiaddr
 from cluster_app.rpc import ClientConnection
 from cluster_app.tls import PeerAuthError, TlsConfig, join_message
 from workers.executor import Executor, RunOutcome, RunRequest
+from workers.fetch import ModuleFetcher, ModuleUnavailable
 from workers.modules import module_hash
 
 log = logging.getLogger("ww.worker")
@@ -44,10 +45,18 @@ class WrongPeer(Exception):
 class WorkerServer(schema.worker.Worker.Server):
     """The Worker capability: what the gateway calls."""
 
-    def __init__(self, executor: Executor, *, peer_id: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        peer_id: str,
+        concurrency: int,
+        modules: ModuleFetcher | None = None,
+    ) -> None:
         self._executor = executor
         self._peer_id = peer_id
         self._concurrency = concurrency
+        self._modules = modules
         self.in_flight = 0
 
     async def assign(
@@ -62,7 +71,7 @@ class WorkerServer(schema.worker.Worker.Server):
             difficulty=difficulty,
             time_limit=0,
         )
-        outcome = await self._run(request)
+        [outcome] = await self._run([request])
         return outcome.result if outcome.state == "succeeded" else f"error: {outcome.error}"
 
     async def info(self, _context: Any, **kw: Any) -> None:
@@ -70,25 +79,36 @@ class WorkerServer(schema.worker.Worker.Server):
         _context.results.info.concurrency = self._concurrency
 
     async def execute(self, job: Any, _context: Any, **kw: Any) -> None:
-        request = RunRequest(
+        [outcome] = await self._run([await self._request(job)])
+        _fill(_context.results.outcome, outcome)
+
+    async def executeMany(self, jobs: Any, _context: Any, **kw: Any) -> None:
+        requests = [await self._request(job) for job in jobs]
+        outcomes = await self._run(requests)
+        results = _context.results.init("outcomes", len(outcomes))
+        for i, outcome in enumerate(outcomes):
+            _fill(results[i], outcome)
+
+    async def _request(self, job: Any) -> RunRequest:
+        digest = str(job.moduleHash)
+        wasm = bytes(job.wasm)
+        failure = ""
+        if not wasm and self._modules is not None and not self._executor.has_module(digest):
+            try:
+                wasm = await self._modules.get(digest)
+            except ModuleUnavailable as exc:
+                failure = str(exc)
+        return RunRequest(
             task_id=str(job.taskId),
-            module_hash=str(job.moduleHash),
-            wasm=bytes(job.wasm),
+            module_hash=digest,
+            wasm=wasm,
             input=int(job.input),
             difficulty=int(job.difficulty),
             time_limit=job.timeLimitMs / 1000.0,
             run_key=run_key(str(job.taskId), int(job.iteration)),
             not_before=job.notBeforeNs / 1e9,
+            failure=failure,
         )
-        outcome = await self._run(request)
-        result = _context.results.outcome
-        result.state = _STATES[outcome.state]
-        result.result = outcome.result
-        result.error = outcome.error
-        result.hasExitCode = outcome.exit_code is not None
-        result.exitCode = outcome.exit_code or 0
-        result.startedAtNs = int(outcome.started_at * 1e9)
-        result.finishedAtNs = int(outcome.finished_at * 1e9)
 
     async def ping(self, _context: Any, **kw: Any) -> None:
         return None
@@ -103,20 +123,33 @@ class WorkerServer(schema.worker.Worker.Server):
         )
         return found
 
-    async def _run(self, request: RunRequest) -> RunOutcome:
-        self.in_flight += 1
+    async def _run(self, requests: list[RunRequest]) -> list[RunOutcome]:
+        self.in_flight += len(requests)
         try:
-            outcome = await self._executor.run(request)
+            outcomes = await self._executor.run_many(requests)
         finally:
-            self.in_flight -= 1
-        log.info(
-            "task %s: %s in %.3f s%s",
-            request.task_id,
-            outcome.state,
-            outcome.finished_at - outcome.started_at,
-            f" ({outcome.error})" if outcome.error else "",
-        )
-        return outcome
+            self.in_flight -= len(requests)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            # One line per run is too many for a busy worker: failures at INFO only.
+            (log.debug if outcome.state == "succeeded" else log.info)(
+                "task %s: %s in %.3f s%s",
+                request.task_id,
+                outcome.state,
+                outcome.finished_at - outcome.started_at,
+                f" ({outcome.error})" if outcome.error else "",
+            )
+        return outcomes
+
+
+def _fill(result: Any, outcome: RunOutcome) -> None:
+    """An Outcome struct from what the executor says."""
+    result.state = _STATES[outcome.state]
+    result.result = outcome.result
+    result.error = outcome.error
+    result.hasExitCode = outcome.exit_code is not None
+    result.exitCode = outcome.exit_code or 0
+    result.startedAtNs = int(outcome.started_at * 1e9)
+    result.finishedAtNs = int(outcome.finished_at * 1e9)
 
 
 @dataclass(frozen=True)
@@ -238,7 +271,10 @@ class WorkerAgent:
         await host.authenticate(peer=self.peer_id, signature=signature)
         sender = (await host.channel(WORKERS_CHANNEL)).sender
         server = WorkerServer(
-            self.executor, peer_id=self.peer_id, concurrency=self.config.concurrency
+            self.executor,
+            peer_id=self.peer_id,
+            concurrency=self.config.concurrency,
+            modules=ModuleFetcher(lambda digest: _module_of(host, digest)),
         )
         # Synchronous channel: this returns once the gateway has taken us.
         await sender.send(value={"worker": server})
@@ -280,6 +316,10 @@ class WorkerAgent:
                 server.in_flight,
             )
         _say(f"worker {self.peer_id} left")
+
+
+async def _module_of(host: Any, digest: str) -> bytes:
+    return bytes((await host.module(digest)).wasm)
 
 
 def _say(line: str) -> None:

@@ -18,9 +18,9 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Self, TypeVar
 
 import wasmtime
@@ -60,6 +60,7 @@ class RunRequest:
     time_limit: float  # seconds; <= 0 means the executor's default
     run_key: str = ""  # names the run for `Executor.cancel` (e.g. "task1#0")
     not_before: float = 0.0  # time.time() before which the run must not start
+    failure: str = ""  # set: the run cannot start (e.g. its module is unavailable)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class RunOutcome:
 class _Compiled:
     kind: ModuleKind
     pre: wasmtime.InstancePre  # imports already resolved against WASI
+    uses_wasi: bool  # imports anything: its store needs a WASI context
+    run_params: tuple[str, ...] = ()  # "i32"/"i64" of run's parameters (kind "run")
+    run_bits: int = 64  # width of run's result
 
 
 @dataclass(eq=False)
@@ -220,9 +224,11 @@ class Executor:
             try:
                 if not wasm:
                     raise _RunFailed(f"module {digest} is not cached and no bytes were sent")
+                if module_hash(wasm) != digest:
+                    raise _RunFailed(f"module bytes do not match module hash {digest}")
                 module = compile_module(self._engine, wasm)
                 kind = inspect_compiled(module, self._linker)
-                compiled = _Compiled(kind=kind, pre=self._linker.instantiate_pre(module))
+                compiled = _compiled_of(module, kind, self._linker)
             except InvalidModule as exc:
                 raise _RunFailed(str(exc)) from exc
             finally:
@@ -247,18 +253,39 @@ class Executor:
     async def run(self, request: RunRequest) -> RunOutcome:
         """Run on the pool. Cancelling the caller interrupts the module too
         (when the request has a run_key)."""
+        [outcome] = await self.run_many([request])
+        return outcome
+
+    async def run_many(self, requests: Sequence[RunRequest]) -> list[RunOutcome]:
+        """Run several on the pool, spread over its threads: each thread
+        takes its share one after another, in due order. Outcomes are in
+        the order of `requests`."""
         loop = asyncio.get_running_loop()
-        # Registered from now, not from when a thread takes it: a run waiting
+        # Registered from now, not from when a thread takes them: runs waiting
         # for a free thread can be cancelled too.
-        control = _Control(deadline=math.inf)
-        self._register(request.run_key, control)
+        controls = [_Control(deadline=math.inf) for _ in requests]
+        for request, control in zip(requests, controls, strict=True):
+            self._register(request.run_key, control)
+        outcomes: list[RunOutcome | None] = [None] * len(requests)
+
+        def lane(indexes: list[int]) -> None:
+            for i in indexes:
+                outcomes[i] = self._execute(requests[i], controls[i])
+
+        order = sorted(range(len(requests)), key=lambda i: requests[i].not_before)
+        lanes = min(self.concurrency, len(requests))
         try:
-            return await loop.run_in_executor(self._pool, self._execute, request, control)
+            await asyncio.gather(
+                *(loop.run_in_executor(self._pool, lane, order[k::lanes]) for k in range(lanes))
+            )
         except asyncio.CancelledError:
-            control.cancelled = True
+            for control in controls:
+                control.cancelled = True
             raise
         finally:
-            self._unregister(request.run_key, control)
+            for request, control in zip(requests, controls, strict=True):
+                self._unregister(request.run_key, control)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def cancel(self, run_key: str) -> bool:
         """Interrupt the run(s) named `run_key`; they end `cancelled` within
@@ -312,8 +339,8 @@ class Executor:
             control.deadline = time.monotonic() + limit
             if control.cancelled:
                 raise _RunFailed("cancelled before it started", "cancelled")
-            if request.wasm and module_hash(request.wasm) != request.module_hash:
-                raise _RunFailed(f"module bytes do not match module hash {request.module_hash}")
+            if request.failure:
+                raise _RunFailed(request.failure)
             compiled = self._compiled(request.module_hash, request.wasm)
             store = self._new_store(control)
             if compiled.kind == "run":
@@ -368,14 +395,14 @@ class Executor:
         control: _Control,
         limit: float,
     ) -> str:
-        # WASI is defined (with nothing granted) so that modules built against
-        # wasi-libc still instantiate.
-        store.set_wasi(wasmtime.WasiConfig())
+        if compiled.uses_wasi:
+            # WASI is defined (with nothing granted) so that modules built
+            # against wasi-libc still instantiate.
+            store.set_wasi(wasmtime.WasiConfig())
         try:
             run = self._instantiate(store, compiled, control, limit).exports(store)["run"]
             assert isinstance(run, wasmtime.Func)
-            functype = run.type(store)
-            input_type, difficulty_type = functype.params
+            input_type, difficulty_type = compiled.run_params
             args = (
                 _to_val(input_type, request.input),
                 _to_val(difficulty_type, request.difficulty),
@@ -387,8 +414,7 @@ class Executor:
                 f"module exited with code {exc.code} instead of returning from run",
                 exit_code=exc.code,
             ) from exc
-        bits = 32 if str(functype.results[0]) == "i32" else 64
-        return str(int(value) & ((1 << bits) - 1))
+        return str(int(value) & ((1 << compiled.run_bits) - 1))
 
     def _call_start(
         self,
@@ -500,8 +526,24 @@ class _ExitCode(Exception):
         self.code = code
 
 
-def _to_val(valtype: wasmtime.ValType, value: int) -> wasmtime.Val:
-    if str(valtype) == "i32":
+def _compiled_of(module: wasmtime.Module, kind: ModuleKind, linker: wasmtime.Linker) -> _Compiled:
+    """What every run of a module needs, worked out once when it is compiled."""
+    compiled = _Compiled(
+        kind=kind, pre=linker.instantiate_pre(module), uses_wasi=bool(module.imports)
+    )
+    if kind != "run":
+        return compiled
+    run_type = next(e.type for e in module.exports if e.name == "run")
+    assert isinstance(run_type, wasmtime.FuncType)
+    return replace(
+        compiled,
+        run_params=tuple(str(t) for t in run_type.params),
+        run_bits=32 if str(run_type.results[0]) == "i32" else 64,
+    )
+
+
+def _to_val(valtype: str, value: int) -> wasmtime.Val:
+    if valtype == "i32":
         return wasmtime.Val.i32((value + (1 << 31)) % (1 << 32) - (1 << 31))
     return wasmtime.Val.i64((value + (1 << 63)) % (1 << 64) - (1 << 63))
 

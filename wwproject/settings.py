@@ -256,12 +256,15 @@ WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
 # How often the scheduler looks in the database for due runs no notification
 # announced (a safety net; notifications normally arrive at once).
 WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)
-# Like Celery's prefetch multiplier: due runs a worker may hold queued, per
-# slot, beyond its concurrency, so a slot goes straight from one run to the
-# next instead of idling for a round trip; only while the worker's runs take
-# less than WW_PREFETCH_BELOW seconds (queued long runs only add lateness).
-WW_PREFETCH = _env_int("WW_PREFETCH", 4)
+# Like Celery's prefetch multiplier: due runs a worker may hold queued beyond
+# its concurrency, so a slot goes straight from one run to the next instead
+# of idling for a round trip. Only for runs seen to take less than
+# WW_PREFETCH_BELOW seconds, and only about that many seconds of them per
+# slot, at most WW_PREFETCH runs (queued long runs only add lateness). Such
+# runs also travel several to a call (at most WW_BATCH).
+WW_PREFETCH = _env_int("WW_PREFETCH", 64)
 WW_PREFETCH_BELOW = _env_float("WW_PREFETCH_BELOW", 0.05)
+WW_BATCH = _env_int("WW_BATCH", 16)
 # Runs are sent this many seconds before they are due and start on the
 # worker's clock at their due time (clocks are assumed in sync, e.g. NTP).
 WW_SEND_AHEAD = _env_float("WW_SEND_AHEAD", 0.02)

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from cluster_app.models import WorkerNode
-from tasks_app import services
+from tasks_app import run_records, services
 from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Iteration
 from tasks_app.notify import GATEWAY_CHANNEL
@@ -59,7 +59,7 @@ def _run(task_id: str, index: int, state: str, *, result: str = "", error: str =
     WorkerNode.objects.get_or_create(peer_id=PEER, defaults={"last_seen": timezone.now()})
     run = Iteration.objects.get(task_id=task_id, index=index)
     now = timezone.now()
-    services.record_runs(
+    run_records.record_runs(
         [
             RunSent(
                 iteration_id=run.pk,

@@ -13,7 +13,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from cluster_app.models import WorkerNode
-from tasks_app import metrics, services
+from tasks_app import metrics, run_records, services
 from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Iteration
 
@@ -52,7 +52,7 @@ def test_runs_by_state_and_the_recorded_histograms(client: Client) -> None:
     run = Iteration.objects.get(task_id="m1", index=0)
     started = run.due_at + timedelta(milliseconds=20)
     finished = started + timedelta(milliseconds=300)
-    services.record_runs(
+    run_records.record_runs(
         [
             RunSent(
                 iteration_id=run.pk,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from tasks_app import services
+from tasks_app import run_records, services
 from tasks_app.journal import RunEnded, RunSent
-from tasks_app.models import Attempt, Iteration
+from tasks_app.models import Attempt, Iteration, Task
 
 HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 PEER = "12D3KooWRecordRuns"
@@ -59,7 +59,7 @@ def _ended(run: Iteration, outcome: str, run_state: str | None = None, number: i
 
 def test_sent_then_ended_in_one_batch_and_events_count_completions() -> None:
     first, second = _task()
-    events = services.record_runs([_sent(first), _sent(second), _ended(first, "succeeded")])
+    events = run_records.record_runs([_sent(first), _sent(second), _ended(first, "succeeded")])
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.state, first.result) == ("succeeded", "2832")
@@ -71,18 +71,18 @@ def test_sent_then_ended_in_one_batch_and_events_count_completions() -> None:
 
 def test_a_success_is_written_once() -> None:
     run, _ = _task()
-    services.record_runs([_sent(run), _ended(run, "succeeded")])
-    again = services.record_runs([_ended(run, "succeeded")])
+    run_records.record_runs([_sent(run), _ended(run, "succeeded")])
+    again = run_records.record_runs([_ended(run, "succeeded")])
     assert again == []
     assert Attempt.objects.filter(iteration=run, outcome="succeeded").count() == 1
 
 
 def test_lost_attempt_puts_the_run_back_and_the_retry_is_a_new_attempt() -> None:
     run, _ = _task()
-    services.record_runs([_sent(run), _ended(run, "lost", "pending")])
+    run_records.record_runs([_sent(run), _ended(run, "lost", "pending")])
     run.refresh_from_db()
     assert run.state == "pending"
-    services.record_runs([_sent(run, 2), _ended(run, "succeeded", number=2)])
+    run_records.record_runs([_sent(run, 2), _ended(run, "succeeded", number=2)])
     run.refresh_from_db()
     assert run.state == "succeeded"
     assert list(run.attempts.values_list("number", "outcome")) == [(1, "lost"), (2, "succeeded")]
@@ -93,9 +93,40 @@ def test_a_run_cancelled_before_its_records_arrive_stays_cancelled() -> None:
     the run's records then change nothing, and no success is counted."""
     run, _ = _task()
     services.cancel_task(task_id="t")
-    events = services.record_runs([_sent(run), _ended(run, "succeeded")])
+    events = run_records.record_runs([_sent(run), _ended(run, "succeeded")])
     run.refresh_from_db()
     assert run.state == "cancelled"
     assert events == []
     assert Iteration.objects.filter(task_id="t", state="succeeded").count() == 0
     assert Attempt.objects.get(iteration=run).outcome == "succeeded"  # what the worker did
+
+
+def test_every_try_of_a_run_in_one_batch_is_played_in_order() -> None:
+    """A lost try, its retry and the retry's success can share a batch."""
+    run, other = _task()
+    events = run_records.record_runs(
+        [
+            _sent(run),
+            _sent(other),
+            _ended(run, "lost", "pending"),
+            _sent(run, 2),
+            _ended(run, "succeeded", number=2),
+        ]
+    )
+    run.refresh_from_db()
+    other.refresh_from_db()
+    assert (run.state, run.result) == ("succeeded", "2832")
+    assert other.state == "running"
+    assert list(run.attempts.values_list("number", "outcome")) == [(1, "lost"), (2, "succeeded")]
+    assert {e["index"]: e["state"] for e in events} == {0: "succeeded", 1: "running"}
+
+
+def test_the_task_counts_its_successes_once_across_batches() -> None:
+    first, second = _task()
+    run_records.record_runs([_sent(first), _sent(second)])
+    run_records.record_runs([_ended(first, "succeeded")])
+    run_records.record_runs([_ended(first, "succeeded"), _ended(second, "failed")])
+    events = run_records.record_runs([_ended(second, "succeeded")])  # settled already
+    assert events == []
+    assert Task.objects.get(pk="t").succeeded_count == 1
+    assert Iteration.objects.get(pk=second.pk).state == "failed"

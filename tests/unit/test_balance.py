@@ -53,26 +53,35 @@ def test_choice_is_a_free_worker_with_minimal_in_flight(rows: list[tuple[int, in
         assert chosen.in_flight == min(x.in_flight for x in free)
 
 
-def test_pool_prefetch_lets_a_worker_queue_short_runs_beyond_its_slots() -> None:
+def test_pool_queue_lets_a_worker_hold_short_runs_beyond_its_slots() -> None:
     from cluster_app.pool import WorkerPool
 
-    strict, prefetching = WorkerPool(prefetch=0), WorkerPool(prefetch=2)
-    for pool in (strict, prefetching):
-        pool.add(peer_id="w", address="a", concurrency=1, capability=object(), connection=1)
-    assert strict.try_acquire(prefetch=True) is not None
-    assert strict.try_acquire(prefetch=True) is None  # one slot, no queue
-
-    assert prefetching.try_acquire() is not None
-    assert prefetching.try_acquire() is None  # a long (or unknown) run needs a free slot
-    held = [prefetching.try_acquire(prefetch=True) for _ in range(3)]
+    pool = WorkerPool()
+    pool.add(peer_id="w", address="a", concurrency=1, capability=object(), connection=1)
+    assert pool.try_acquire() is not None
+    assert pool.try_acquire() is None  # a long (or unknown) run needs a free slot
+    held = [pool.try_acquire(queue=2) for _ in range(3)]
     assert [w is not None for w in held] == [True, True, False]  # 1 slot + 2 queued
+
+
+def test_pool_takes_more_places_for_a_batch_within_capacity() -> None:
+    from cluster_app.pool import WorkerPool
+
+    pool = WorkerPool()
+    worker = pool.add(peer_id="w", address="a", concurrency=2, capability=object(), connection=1)
+    assert pool.try_acquire(queue=3) is worker
+    assert pool.take_more(worker, queue=3, most=100) == 7  # 2 slots x (1 + 3) in all
+    assert pool.try_acquire(queue=3) is None
+    pool.release(worker, 5)
+    assert worker.in_flight == 3
+    assert pool.take_more(worker, queue=0, most=5) == 0  # no free slot without a queue
 
 
 def test_pool_spreads_runs_before_queueing_on_one_worker() -> None:
     from cluster_app.pool import WorkerPool
 
-    pool = WorkerPool(prefetch=4)
+    pool = WorkerPool()
     for peer in ("a", "b"):
         pool.add(peer_id=peer, address=peer, concurrency=1, capability=object(), connection=1)
-    picks = [pool.try_acquire(prefetch=True).peer_id for _ in range(4)]  # type: ignore[union-attr]
+    picks = [pool.try_acquire(queue=4).peer_id for _ in range(4)]  # type: ignore[union-attr]
     assert sorted(picks) == ["a", "a", "b", "b"]

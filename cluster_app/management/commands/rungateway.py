@@ -78,6 +78,7 @@ class Command(BaseCommand):
             sweep_interval=settings.WW_SWEEP_INTERVAL,
             prefetch=settings.WW_PREFETCH,
             prefetch_below=settings.WW_PREFETCH_BELOW,
+            batch=settings.WW_BATCH,
             send_ahead=settings.WW_SEND_AHEAD,
         )
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
