@@ -240,6 +240,23 @@ def test_arguments_wrap_to_the_parameter_width(executor: Executor) -> None:
     assert run_wat(executor, IDENTITY_I64, 2**64 + 7, 0).result == "7"
 
 
+def test_mixed_parameter_widths_and_negative_results(executor: Executor) -> None:
+    mixed = """(module (func (export "run") (param i64 i32) (result i32)
+        (i32.sub (i32.wrap_i64 (local.get 0)) (local.get 1))))"""
+    assert run_wat(executor, mixed, 5, 7).result == str(2**32 - 2)  # -2 as unsigned i32
+    assert run_wat(executor, mixed, -1, 2**31).result == str(2**31 - 1)
+
+
+def test_outcomes_of_several_runs_come_back_in_their_order(executor: Executor) -> None:
+    wasm = HASH_WASM.read_bytes()
+    requests = [request(wasm, k, 2) for k in range(6)]
+    expected = [executor.execute(r).result for r in requests]
+    assert len(set(expected)) > 1
+    with Executor(concurrency=2) as ex:
+        outcomes = asyncio.run(ex.run_many(requests[::-1]))
+    assert [o.result for o in outcomes] == expected[::-1]
+
+
 def test_same_module_is_compiled_once(executor: Executor) -> None:
     wasm = HASH_WASM.read_bytes()
     assert not executor.has_module(module_hash(wasm))

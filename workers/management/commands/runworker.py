@@ -92,6 +92,10 @@ class Command(BaseCommand):
             stop_grace=options["grace"],
             cluster_key=cluster_key(options),
         )
+        # Run threads and the RPC loop share the GIL; a run thread that wants
+        # it back waits at most this long (Python's default, 5 ms, would make
+        # back-to-back short runs late whenever the loop is busy).
+        sys.setswitchinterval(0.0005)
         asyncio.run(_main(config))
 
 
