@@ -14,7 +14,7 @@ from typing import Any
 from channels.consumer import AsyncConsumer
 
 from cluster_app.gateway import GatewayNode
-from tasks_app.notify import GATEWAY_CHANNEL
+from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
 
 __all__ = ["GATEWAY_CHANNEL", "GatewayConsumer"]
 
@@ -33,7 +33,11 @@ class GatewayConsumer(AsyncConsumer):
         self.stopped.set()
 
     async def task_submitted(self, message: dict[str, Any]) -> None:
-        await self.node.scheduler.load(task_id=str(message["task"]))
+        runs = message.get("runs")
+        if runs:
+            self.node.scheduler.add([run_from_message(fields) for fields in runs])
+        else:
+            await self.node.scheduler.load(task_id=str(message["task"]))
 
     async def task_cancelled(self, message: dict[str, Any]) -> None:
         await self.node.scheduler.cancel_task(str(message["task"]))

@@ -63,7 +63,7 @@ class Journal:
         write: Callable[[list[Record]], list[dict[str, Any]]],
         *,
         publish: Publish | None = None,
-        linger: float = 0.002,
+        linger: float = 0.0,
         max_batch: int = 1000,
     ) -> None:
         self._write = write
@@ -84,7 +84,11 @@ class Journal:
         try:
             while True:
                 await self._wake.wait()
-                # Let a burst gather, so one transaction carries many records.
+                # Group commit: records that arrive while a batch is being
+                # written make up the next batch, so a busy gateway writes
+                # big batches and an idle one writes a record at once (a
+                # result is visible as soon as it can be). `linger` waits
+                # for more on purpose, for tests and tuning.
                 await asyncio.sleep(self._linger)
                 await self._write_some()
         finally:

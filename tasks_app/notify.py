@@ -4,18 +4,31 @@ channel layer (in process by default, Redis in the scale-out configuration)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.tasks")
 
 GATEWAY_CHANNEL = "ww.gateway"
 
 
-def task_submitted(task_id: str) -> None:
+# A submission with up to this many runs carries them to the scheduler, which
+# then queues them without reading them back from the database.
+RUNS_IN_MESSAGE = 1000
+
+
+def task_submitted(task_id: str, runs: Sequence[DueRun] = ()) -> None:
     """New runs are waiting (a new task, or runs queued again)."""
-    _send({"type": "task.submitted", "task": task_id})
+    message: dict[str, Any] = {"type": "task.submitted", "task": task_id}
+    if 0 < len(runs) <= RUNS_IN_MESSAGE:
+        message["runs"] = [run_to_message(run) for run in runs]
+    _send(message)
 
 
 def task_cancelled(task_id: str) -> None:
@@ -23,7 +36,41 @@ def task_cancelled(task_id: str) -> None:
     _send({"type": "task.cancelled", "task": task_id})
 
 
-def _send(message: dict[str, str]) -> None:
+def run_to_message(run: DueRun) -> list[Any]:
+    """A run as channel layers carry it (msgpack over Redis: plain values)."""
+    return [
+        run.iteration_id,
+        run.task_id,
+        run.index,
+        run.due_at.timestamp(),
+        run.module_hash,
+        run.input,
+        run.difficulty,
+        run.duration,
+        run.retries,
+        run.attempts,
+    ]
+
+
+def run_from_message(fields: list[Any]) -> DueRun:
+    iteration_id, task_id, index, due, module, input, difficulty, duration, retries, attempts = (
+        fields
+    )
+    return DueRun(
+        iteration_id=int(iteration_id),
+        task_id=str(task_id),
+        index=int(index),
+        due_at=datetime.fromtimestamp(float(due), tz=UTC),
+        module_hash=str(module),
+        input=int(input),
+        difficulty=int(difficulty),
+        duration=float(duration),
+        retries=int(retries),
+        attempts=int(attempts),
+    )
+
+
+def _send(message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return

@@ -16,6 +16,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.scheduler")
+
+_REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
 
 _OUTCOME_STATES = {
     "succeeded": "succeeded",
@@ -91,7 +94,8 @@ class Scheduler:
         self._runs: set[asyncio.Task[None]] = set()
         self._running: dict[int, _Running] = {}
         self._tries: dict[int, int] = {}
-        self._dispatched: set[int] = set()  # runs sent to a worker by this process
+        # Runs sent to a worker by this process lately (monotonic time sent).
+        self._dispatched: dict[int, float] = {}
 
     # -- feeding the heap ---------------------------------------------------
 
@@ -104,6 +108,11 @@ class Scheduler:
             self.push(run)
         return len(runs)
 
+    def add(self, runs: list[DueRun]) -> None:
+        """Queue a new task's runs, as its submission announced them."""
+        for run in runs:
+            self.push(run)
+
     async def sweep(self, *, horizon: float) -> int:
         """Queue runs due within `horizon` seconds that the database holds
         but this scheduler never heard of: a safety net for a notification
@@ -111,6 +120,12 @@ class Scheduler:
         dispatched itself are left alone (their records may still be on
         their way to the database)."""
         due_before = timezone.now() + timedelta(seconds=horizon)
+        # A run's records reach the database within moments of its end; the
+        # memory of older dispatches is dropped (it would grow without end).
+        forget_before = time.monotonic() - _REMEMBER_DISPATCH
+        self._dispatched = {
+            k: sent for k, sent in self._dispatched.items() if sent >= forget_before
+        }
         runs = await sync_to_async(selectors.due_runs)(due_before=due_before)
         found = 0
         for run in runs:
@@ -273,7 +288,7 @@ class Scheduler:
             # Sent up to `lead` early: the worker starts it on the due time.
             "notBeforeNs": int(run.due_at.timestamp() * 1e9),
         }
-        self._dispatched.add(run.iteration_id)
+        self._dispatched[run.iteration_id] = time.monotonic()
         number = self._tries.get(run.iteration_id, run.attempts) + 1
         self._tries[run.iteration_id] = number
         self._journal.append(RunSent(**_attempt_of(run, worker, number), sent_at=timezone.now()))
