@@ -8,6 +8,13 @@
  * Freestanding on purpose: no libc, so the module built from this file has no
  * imports at all.  hash_cmd.c includes this file with WW_HASH_COMMAND defined
  * to reuse the puzzle without exporting run().
+ *
+ * Shaped for WebAssembly as much as for native code (bench/native_hash.c
+ * compiles this same file with gcc -O2 as the baseline): the SHA-256 rounds
+ * are spelled out so that the state and the message schedule stay in locals
+ * (registers) instead of linear memory, with few loop back edges (wasmtime
+ * puts an epoch check on each), and the message block is built once rather
+ * than per counter.
  */
 
 typedef unsigned char u8;
@@ -27,57 +34,73 @@ static const u32 K[64] = {
     0xc67178f2,
 };
 
-static u32 rotr(u32 x, int n) { return (x >> n) | (x << (32 - n)); }
+static const u32 H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
-/* One SHA-256 compression of a 64-byte block into state h. */
-static void sha256_block(u32 h[8], const u8 block[64]) {
-    u32 w[64];
-    for (int i = 0; i < 16; i++) {
-        w[i] = ((u32)block[4 * i] << 24) | ((u32)block[4 * i + 1] << 16) |
-               ((u32)block[4 * i + 2] << 8) | (u32)block[4 * i + 3];
-    }
-    for (int i = 16; i < 64; i++) {
-        u32 s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        u32 s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    u32 a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-    for (int i = 0; i < 64; i++) {
-        u32 t1 = k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-        u32 t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-    h[5] += f;
-    h[6] += g;
-    h[7] += k;
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+#define BSIG0(x) (ROTR(x, 2) ^ ROTR(x, 13) ^ ROTR(x, 22))
+#define BSIG1(x) (ROTR(x, 6) ^ ROTR(x, 11) ^ ROTR(x, 25))
+#define SSIG0(x) (ROTR(x, 7) ^ ROTR(x, 18) ^ ((x) >> 3))
+#define SSIG1(x) (ROTR(x, 17) ^ ROTR(x, 19) ^ ((x) >> 10))
+#define CH(e, f, g) (((e) & (f)) ^ (~(e) & (g)))
+#define MAJ(a, b, c) (((a) & (b)) ^ ((a) & (c)) ^ ((b) & (c)))
+
+/* The message schedule as a 16-word window: word i (i >= 16) replaces word i - 16. */
+#define W(i) w[(i) & 15]
+#define LOAD_W(i) (W(i) = load_be32(block + 4 * (i)))
+#define NEXT_W(i) (W(i) += SSIG1(W((i) - 2)) + W((i) - 7) + SSIG0(W((i) - 15)))
+
+/* Round i. The callers rotate the roles of a..h instead of moving eight values. */
+#define ROUND(a, b, c, d, e, f, g, h, i, wi)               \
+    do {                                                   \
+        u32 t1 = h + BSIG1(e) + CH(e, f, g) + K[i] + (wi); \
+        d += t1;                                           \
+        h = t1 + BSIG0(a) + MAJ(a, b, c);                  \
+    } while (0)
+#define ROUNDS8(i, WI)                                   \
+    ROUND(a, b, c, d, e, f, g, h, (i), WI(i));           \
+    ROUND(h, a, b, c, d, e, f, g, (i) + 1, WI((i) + 1)); \
+    ROUND(g, h, a, b, c, d, e, f, (i) + 2, WI((i) + 2)); \
+    ROUND(f, g, h, a, b, c, d, e, (i) + 3, WI((i) + 3)); \
+    ROUND(e, f, g, h, a, b, c, d, (i) + 4, WI((i) + 4)); \
+    ROUND(d, e, f, g, h, a, b, c, (i) + 5, WI((i) + 5)); \
+    ROUND(c, d, e, f, g, h, a, b, (i) + 6, WI((i) + 6)); \
+    ROUND(b, c, d, e, f, g, h, a, (i) + 7, WI((i) + 7))
+
+static u32 load_be32(const u8 *p) {
+    return ((u32)p[0] << 24) | ((u32)p[1] << 16) | ((u32)p[2] << 8) | (u32)p[3];
 }
 
-/* SHA-256 of a short message (len <= 119 bytes: at most two blocks). */
-static void sha256_short(const u8 *msg, int len, u32 h[8]) {
-    static const u32 H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                              0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    u8 buf[128];
-    int blocks = len + 9 <= 64 ? 1 : 2;
-    int total = 64 * blocks;
-    for (int i = 0; i < 8; i++) h[i] = H0[i];
-    for (int i = 0; i < total; i++) buf[i] = 0;
-    for (int i = 0; i < len; i++) buf[i] = msg[i];
-    buf[len] = 0x80;
+/* One SHA-256 compression of a 64-byte block into state s. */
+static void sha256_block(u32 s[8], const u8 block[64]) {
+    u32 w[16];
+    u32 a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+    ROUNDS8(0, LOAD_W);
+    ROUNDS8(8, LOAD_W);
+    /* A loop of 16 rounds rather than 48 in a row: i is a multiple of 16, so
+     * every w index in the body is still a constant, and the compiler cannot
+     * hoist the whole schedule above the rounds (48 live words: Cranelift
+     * would spill most of them). */
+    for (int i = 16; i < 64; i += 16) {
+        ROUNDS8(i, NEXT_W);
+        ROUNDS8(i + 8, NEXT_W);
+    }
+    s[0] += a;
+    s[1] += b;
+    s[2] += c;
+    s[3] += d;
+    s[4] += e;
+    s[5] += f;
+    s[6] += g;
+    s[7] += h;
+}
+
+/* Pads the len-byte message at the start of block as its only SHA-256 block (len <= 55). */
+static void pad_block(u8 block[64], int len) {
     u64 bits = (u64)len * 8;
-    for (int i = 0; i < 8; i++) buf[total - 1 - i] = (u8)(bits >> (8 * i));
-    for (int i = 0; i < blocks; i++) sha256_block(h, buf + 64 * i);
+    block[len] = 0x80;
+    for (int i = len + 1; i < 56; i++) block[i] = 0;
+    for (int i = 0; i < 8; i++) block[63 - i] = (u8)(bits >> (8 * i));
 }
 
 /* Does the hex form of digest h start with n '0' characters? */
@@ -121,17 +144,25 @@ static void increment_decimal(u8 *digits, int *len) {
 }
 
 static long long solve(long long input, long long difficulty) {
-    u8 msg[48];
-    int prefix = format_decimal(input, msg);
+    /* The message decimal(input) + decimal(c) is at most 20 + 19 characters,
+     * so it is always one padded block; it is kept from one counter to the
+     * next (usually only its last digit changes) and re-padded when the
+     * counter gains a digit. */
+    u8 block[64];
+    int prefix = format_decimal(input, block);
     int clen = 1;
-    u8 *counter = msg + prefix;
+    u8 *counter = block + prefix;
     u32 h[8];
     counter[0] = '1';
+    pad_block(block, prefix + clen);
     /* The counter stays below 10^19 in any run that ends in reasonable time. */
     for (long long c = 1;; c++) {
-        sha256_short(msg, prefix + clen, h);
+        for (int i = 0; i < 8; i++) h[i] = H0[i];
+        sha256_block(h, block);
         if (leading_zero_nibbles(h, difficulty)) return c;
+        int before = clen;
         increment_decimal(counter, &clen);
+        if (clen != before) pad_block(block, prefix + clen);
     }
 }
 
