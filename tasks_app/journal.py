@@ -11,6 +11,7 @@ running), so it is never counted twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,12 +59,18 @@ Publish = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 class Journal:
+    """Group commit: records that arrive while a batch is being written make
+    up the next batch, so a busy gateway writes big batches and an idle one
+    writes an ended run at once (its result is visible as soon as it can
+    be). A sent record alone is not urgent — nobody waits on it — so it
+    waits up to `linger` for its run's end, and the two go in together."""
+
     def __init__(
         self,
         write: Callable[[list[Record]], list[dict[str, Any]]],
         *,
         publish: Publish | None = None,
-        linger: float = 0.0,
+        linger: float = 0.005,
         max_batch: int = 1000,
     ) -> None:
         self._write = write
@@ -71,25 +78,25 @@ class Journal:
         self._linger = linger
         self._max_batch = max_batch
         self._records: list[Record] = []
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # there are records
+        self._urgent = asyncio.Event()  # ... and one of them is an ended run
         self.batches = 0
         self.written = 0
 
     def append(self, record: Record) -> None:
         self._records.append(record)
         self._wake.set()
+        if isinstance(record, RunEnded):
+            self._urgent.set()
 
     async def run(self) -> None:
         """Write batches until cancelled; on cancellation, write what is left."""
         try:
             while True:
                 await self._wake.wait()
-                # Group commit: records that arrive while a batch is being
-                # written make up the next batch, so a busy gateway writes
-                # big batches and an idle one writes a record at once (a
-                # result is visible as soon as it can be). `linger` waits
-                # for more on purpose, for tests and tuning.
-                await asyncio.sleep(self._linger)
+                if not self._urgent.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._urgent.wait(), self._linger)
                 await self._write_some()
         finally:
             # A few tries only: a database that keeps refusing must not hold
@@ -101,12 +108,14 @@ class Journal:
 
     async def _write_some(self) -> None:
         self._wake.clear()
+        self._urgent.clear()
         batch, self._records = (
             self._records[: self._max_batch],
             self._records[self._max_batch :],
         )
         if self._records:
             self._wake.set()
+            self._urgent.set()
         if not batch:
             return
         try:
