@@ -260,16 +260,16 @@ class Scheduler:
     # -- runs on one worker ---------------------------------------------------
 
     async def _dispatch(self, batch: list[DueRun], worker: PooledWorker) -> None:
+        runs = [run for run in batch if run.task_id not in self._cancelled]
         try:
-            batch = [run for run in batch if run.task_id not in self._cancelled]
-            if len(batch) == 1:
-                await self._execute(batch[0], worker)
-            elif batch:
-                await self._execute_many(batch, worker)
+            if len(runs) == 1:
+                await self._execute(runs[0], worker)
+            elif runs:
+                await self._execute_many(runs, worker)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("dispatch of %d runs to %s failed", len(batch), worker.peer_id)
+            log.exception("dispatch of %d runs to %s failed", len(runs), worker.peer_id)
         finally:
             for run in batch:
                 self._running.pop(run.iteration_id, None)

@@ -1,0 +1,128 @@
+"""The scheduler against an in-process fake worker (the RPC is tested end to
+end elsewhere): short runs travel several to a call once they are known to
+be short, every place taken on a worker is given back, and runs of a task
+cancelled meanwhile are not sent."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from django.utils import timezone
+
+from cluster_app.pool import WorkerPool
+from tasks_app.journal import Journal, Record, RunEnded
+from tasks_app.scheduler import Scheduler
+from tasks_app.selectors import DueRun
+
+
+@dataclass
+class FakeWorker:
+    """Answers `execute` and `executeMany` like a worker whose runs take 1 ms."""
+
+    calls: list[int] = field(default_factory=list)  # jobs per call
+
+    async def execute(self, job: dict[str, Any]) -> Any:
+        self.calls.append(1)
+        return SimpleNamespace(outcome=_outcome(job))
+
+    async def cancel(self, taskId: str, iteration: int) -> Any:
+        return SimpleNamespace(found=False)
+
+    async def executeMany(self, jobs: list[dict[str, Any]]) -> Any:
+        self.calls.append(len(jobs))
+        await asyncio.sleep(0.001 * len(jobs))
+        return SimpleNamespace(outcomes=[_outcome(job) for job in jobs])
+
+
+def _outcome(job: dict[str, Any]) -> Any:
+    now_ns = int(timezone.now().timestamp() * 1e9)
+    return SimpleNamespace(
+        state="succeeded",
+        result=str(job["input"] + job["difficulty"]),
+        error="",
+        exitCode=0,
+        hasExitCode=False,
+        startedAtNs=now_ns,
+        finishedAtNs=now_ns + 1_000_000,
+    )
+
+
+def _runs(task_id: str, n: int, first_id: int = 1) -> list[DueRun]:
+    due = timezone.now() - timedelta(seconds=1)
+    return [
+        DueRun(
+            iteration_id=first_id + k,
+            task_id=task_id,
+            index=k,
+            due_at=due,
+            module_hash="ab" * 32,
+            input=7,
+            difficulty=1,
+            duration=5,
+        )
+        for k in range(n)
+    ]
+
+
+async def _settle(records: list[Record], n: int) -> None:
+    async def wait() -> None:
+        while sum(isinstance(r, RunEnded) for r in records) < n:
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(wait(), 10)
+
+
+def _start(worker: FakeWorker) -> tuple[Scheduler, WorkerPool, list[Record]]:
+    records: list[Record] = []
+    journal = Journal(lambda batch: records.extend(batch) or [])
+    journal.append = records.append  # type: ignore[method-assign]  # no database here
+    pool = WorkerPool()
+    pool.add(peer_id="w", address="a", concurrency=1, capability=worker, connection=1)
+    return Scheduler(pool, journal, max_queue=8, max_batch=4), pool, records
+
+
+def test_known_short_runs_travel_several_to_a_call_and_free_their_places() -> None:
+    worker = FakeWorker()
+
+    async def main() -> WorkerPool:
+        scheduler, pool, records = _start(worker)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("learn", 1))  # unknown: alone, on a free slot
+        await _settle(records, 1)
+        scheduler.add(_runs("short", 20, first_id=100))
+        await _settle(records, 21)
+        loop.cancel()
+        return pool
+
+    pool = asyncio.run(main())
+    assert worker.calls[0] == 1
+    assert sum(worker.calls) == 21
+    assert max(worker.calls) == 4 and len(worker.calls) < 21
+    assert [w.in_flight for w in pool] == [0]
+
+
+def test_runs_of_a_cancelled_task_are_not_sent_and_their_places_come_back() -> None:
+    worker = FakeWorker()
+
+    async def main() -> tuple[WorkerPool, list[Record]]:
+        scheduler, pool, records = _start(worker)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("learn", 1))
+        await _settle(records, 1)
+        scheduler.add(_runs("gone", 6, first_id=200))
+        scheduler.add(_runs("kept", 3, first_id=300))
+        await asyncio.sleep(0)  # the loop takes them all into calls not yet made
+        assert not scheduler.queue_depth()
+        await scheduler.cancel_task("gone")
+        await _settle(records, 4)
+        await asyncio.sleep(0.05)
+        loop.cancel()
+        return pool, records
+
+    pool, records = asyncio.run(main())
+    assert {r.task_id for r in records} == {"learn", "kept"}
+    assert [w.in_flight for w in pool] == [0]
