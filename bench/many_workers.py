@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -33,8 +34,9 @@ from cluster_app.identity import Identity  # noqa: E402
 from cluster_app.multiaddr import parse_multiaddr  # noqa: E402
 from cluster_app.rpc import ClientConnection  # noqa: E402
 from cluster_app.tls import TlsConfig, join_message  # noqa: E402
-from workers.agent import WorkerServer  # noqa: E402
+from workers.agent import WorkerServer, fetch_module  # noqa: E402
 from workers.executor import Executor  # noqa: E402
+from workers.fetch import ModuleFetcher  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -62,7 +64,12 @@ async def main(args: argparse.Namespace) -> None:
                     signature = identity.sign(join_message(conn.peer_id, nonce))
                     await host.authenticate(peer=identity.peer_id, signature=signature)
                     sender = (await host.channel(WORKERS_CHANNEL)).sender
-                    server = WorkerServer(executor, peer_id=identity.peer_id, concurrency=1)
+                    server = WorkerServer(
+                        executor,
+                        peer_id=identity.peer_id,
+                        concurrency=1,
+                        modules=ModuleFetcher(functools.partial(fetch_module, host)),
+                    )
                     servers.append(server)
                     await sender.send(value={"worker": server})
                     del sender, host

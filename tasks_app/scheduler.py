@@ -221,11 +221,16 @@ class Scheduler:
         short runs due behind it that fit on `worker`, up to `max_batch`
         (one place on the worker is held already)."""
         now = timezone.now()
+        # No more than an even share of what is queued, so that runs spread
+        # over every worker before any gets a second call (fairness), and
+        # calls shrink as the queue drains.
+        share = -(-len(self._heap) // max(len(self._pool), 1))
+        limit = max(min(self._max_batch, share), 1)
         batch: list[DueRun] = []
         while self._heap and self._heap[0][0] - self._lead <= now:
             run = self._heap[0][-1]
             if batch:
-                if len(batch) >= self._max_batch or self._queue_room(run) == 0:
+                if len(batch) >= limit or self._queue_room(run) == 0:
                     break
                 if self._pool.take_more(worker, queue=queue, most=1) == 0:
                     break

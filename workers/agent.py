@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import sys
@@ -274,7 +275,7 @@ class WorkerAgent:
             self.executor,
             peer_id=self.peer_id,
             concurrency=self.config.concurrency,
-            modules=ModuleFetcher(lambda digest: _module_of(host, digest)),
+            modules=ModuleFetcher(functools.partial(fetch_module, host)),
         )
         # Synchronous channel: this returns once the gateway has taken us.
         await sender.send(value={"worker": server})
@@ -318,7 +319,8 @@ class WorkerAgent:
         _say(f"worker {self.peer_id} left")
 
 
-async def _module_of(host: Any, digest: str) -> bytes:
+async def fetch_module(host: Any, digest: str) -> bytes:
+    """A module's bytes from the gateway (its `Host` capability)."""
     return bytes((await host.module(digest)).wasm)
 
 
