@@ -15,6 +15,7 @@ from django.utils import timezone
 from tasks_app import events, schedule
 from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
+from tasks_app.selectors import DueRun
 from workers.modules import InvalidModule, inspect_module, module_hash
 
 log = logging.getLogger("ww.tasks")
@@ -27,9 +28,17 @@ def store_module(*, wasm: bytes) -> Module:
     """Validate a module and store it once per content hash."""
     if len(wasm) > settings.WW_MODULE_MAX_BYTES:
         raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
-    known = Module.objects.filter(pk=module_hash(wasm)).first()
-    if known is not None:
-        return known  # these very bytes were checked when first stored
+    # These very bytes were checked when first stored. Every submission
+    # asks, so the question is a plain select by key (the query builder
+    # costs three times as much), and the blob is not read back.
+    table = Module._meta.db_table
+    known = list(
+        Module.objects.raw(
+            f"SELECT sha256, kind, size FROM {table} WHERE sha256 = %s", [module_hash(wasm)]
+        )
+    )
+    if known:
+        return known[0]
     try:
         info = inspect_module(wasm)
     except InvalidModule as exc:
@@ -53,14 +62,24 @@ def create_task(
     difficulty: int,
     retries: int = 0,
     received_at: datetime | None = None,
-) -> Task:
-    """Store a task with its module and all its runs, or nothing at all."""
+) -> tuple[Task, list[DueRun]]:
+    """Store a task with its module and all its runs, or nothing at all.
+    Returns the task and its runs as the scheduler queues them, so the
+    submission's notification can carry them (none where the database does
+    not return new rows' keys: the scheduler then reads them back).
+
+    A duplicate id is refused by the task's primary key (no look first: one
+    query less, and no race between the look and the insert)."""
     received_at = received_at or timezone.now()
-    if Task.objects.filter(pk=task_id).exists():
-        raise TaskAlreadyExists(task_id)
     try:
         with transaction.atomic():
-            module = store_module(wasm=wasm)
+            try:
+                module = store_module(wasm=wasm)
+            except (InvalidField, ModuleTooLarge):
+                # A duplicate id is reported first, whatever the module.
+                if Task.objects.filter(pk=task_id).exists():
+                    raise TaskAlreadyExists(task_id) from None
+                raise
             task = Task.objects.create(
                 id=task_id,
                 description=description,
@@ -75,13 +94,29 @@ def create_task(
                 received_at=received_at,
             )
             due = schedule.due_times(received_at, start=start, delay=delay, repeats=repeats)
-            Iteration.objects.bulk_create(
+            iterations = Iteration.objects.bulk_create(
                 Iteration(task=task, index=k, due_at=due_at) for k, due_at in enumerate(due)
             )
     except IntegrityError:
         raise TaskAlreadyExists(task_id) from None
     log.info("task %s stored: %d runs, first due %s", task_id, len(due), due[0].isoformat())
-    return task
+    if any(iteration.pk is None for iteration in iterations):
+        return task, []
+    runs = [
+        DueRun(
+            iteration_id=iteration.pk,
+            task_id=task_id,
+            index=iteration.index,
+            due_at=iteration.due_at,
+            module_hash=module.pk,
+            input=input,
+            difficulty=difficulty,
+            duration=duration,
+            retries=retries,
+        )
+        for iteration in iterations
+    ]
+    return task, runs
 
 
 def _announce(task_id: str, runs: Sequence[Iteration]) -> None:

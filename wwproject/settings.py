@@ -108,12 +108,21 @@ ASGI_APPLICATION = "wwproject.asgi.application"
 
 # The embedded default is SQLite in WAL mode next to the project;
 # DATABASE_URL (postgres://...) is the scale-out configuration.
+# Connections last across requests (seconds): HTTP requests run on a few
+# long-lived threads (wwproject/asgi.py), each with its own connection, so a
+# request does not pay for opening one (and, on SQLite, its PRAGMAs).
+WW_DB_CONN_MAX_AGE = _env_int("WW_DB_CONN_MAX_AGE", 600)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
-        conn_max_age=0,
+        conn_max_age=WW_DB_CONN_MAX_AGE,
+        conn_health_checks=True,
     )
 }
+# Threads that run HTTP requests (Django's middleware and views). SQLite
+# takes one writer at a time, and a waiting writer sleeps in steps of
+# milliseconds, so a few threads are enough; more only wait for each other.
+WW_HTTP_THREADS = _env_int("WW_HTTP_THREADS", 2)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_serializer
@@ -179,6 +180,44 @@ class TaskDetailSerializer(TaskSerializer):
         data["runs"] = data.pop("runs_detail")
         data["run_count"] = instance.run_count
         return data
+
+
+# -- one instance of each shape, shared ---------------------------------------
+#
+# DRF builds a serializer's fields anew for every instance (deep copies, and
+# for a ModelSerializer a look at the model too): for a small submission that
+# cost as much as parsing, validating and rendering it together. Validating
+# (`run_validation`) and rendering (`to_representation`) keep no state on the
+# serializer, so one instance of each shape serves every request and thread.
+
+S = TypeVar("S", bound=serializers.BaseSerializer)
+
+
+@functools.cache
+def _shared(shape: type[S]) -> S:
+    serializer = shape()
+    serializer.fields  # noqa: B018 - bind the fields now, not in a race later
+    return serializer
+
+
+def validate_submission(data: Any) -> dict[str, Any]:
+    """The seed's form, validated (a ValidationError names each bad field)."""
+    return _shared(TaskSubmissionSerializer).run_validation(data)
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    """A task as `GET /tasks` lists it."""
+    return _shared(TaskSerializer).to_representation(task)
+
+
+def task_summaries(tasks: list[Task]) -> list[dict[str, Any]]:
+    shape = _shared(TaskSerializer)
+    return [shape.to_representation(task) for task in tasks]
+
+
+def task_detail(task: Task) -> dict[str, Any]:
+    """A task with each run, as `GET /tasks/<id>` gives it."""
+    return _shared(TaskDetailSerializer).to_representation(task)
 
 
 # -- shapes for the OpenAPI document only (the views above produce them) ------

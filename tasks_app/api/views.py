@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,9 +15,12 @@ from tasks_app.api.pagination import paginate
 from tasks_app.api.serializers import (
     ErrorSerializer,
     TaskDetailDocSerializer,
-    TaskDetailSerializer,
     TaskSerializer,
     TaskSubmissionSerializer,
+    task_detail,
+    task_summaries,
+    task_summary,
+    validate_submission,
 )
 from tasks_app.exceptions import ModuleTooLarge
 
@@ -59,7 +60,7 @@ class TaskListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = paginate(selectors.task_list(), request)
-        return Response(TaskSerializer(page.items, many=True).data, headers=page.headers)
+        return Response(task_summaries(page.items), headers=page.headers)
 
     @extend_schema(
         operation_id="tasks_create",
@@ -77,13 +78,11 @@ class TaskListView(APIView):
     )
     def post(self, request: Request) -> Response:
         _refuse_oversized(request)
-        form = TaskSubmissionSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data: dict[str, Any] = form.validated_data
+        data = validate_submission(request.data)
         upload = data["wasm"]
         if upload.size > settings.WW_MODULE_MAX_BYTES:
             raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
-        task = services.create_task(
+        task, runs = services.create_task(
             task_id=data["id"],
             description=data["description"],
             wasm=upload.read(),
@@ -95,10 +94,10 @@ class TaskListView(APIView):
             difficulty=data["difficulty"],
             retries=data["retries"],
         )
-        notify.task_submitted(task.pk)
+        notify.task_submitted(task.pk, runs)
         # The task as the listing shows it (nothing has run yet); its runs
         # are at the Location.
-        body = TaskSerializer(selectors.as_new(task)).data
+        body = task_summary(selectors.as_new(task))
         return Response(body, status=201, headers={"Location": f"/tasks/{task.pk}"})
 
 
@@ -113,7 +112,7 @@ class TaskDetailView(APIView):
         responses={200: TaskDetailDocSerializer, 404: _ERROR},
     )
     def get(self, request: Request, task_id: str) -> Response:
-        return Response(TaskDetailSerializer(selectors.task_detail(task_id)).data)
+        return Response(task_detail(selectors.task_detail(task_id)))
 
     @extend_schema(
         operation_id="tasks_cancel",
@@ -126,7 +125,7 @@ class TaskDetailView(APIView):
         cancellation = services.cancel_task(task_id=task_id)
         if cancellation.running:
             notify.task_cancelled(task_id)
-        return Response(TaskDetailSerializer(selectors.task_detail(task_id)).data)
+        return Response(task_detail(selectors.task_detail(task_id)))
 
 
 def _refuse_oversized(request: Request) -> None:
