@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,11 +41,24 @@ def as_new(task: Task) -> Task:
 
 
 def task_detail(task_id: str) -> Task:
-    """One task with its runs and their attempts."""
+    """One task with its runs and their attempts. Its progress is counted
+    from the runs read here, so the two always agree (counted in another
+    query, a run that ends in between would be missing from the counts)."""
     try:
-        return task_list().prefetch_related("iterations__attempts").get(pk=task_id)
+        task = Task.objects.prefetch_related("iterations__attempts").get(pk=task_id)
     except Task.DoesNotExist:
         raise TaskNotFound(task_id) from None
+    runs = list(task.iterations.all())
+    states = Counter(run.state for run in runs)
+    task.runs_total = len(runs)  # type: ignore[attr-defined]
+    task.completions = states[State.SUCCEEDED]  # type: ignore[attr-defined]
+    task.runs_finished = sum(states[s] for s in Iteration.FINAL_STATES)  # type: ignore[attr-defined]
+    task.runs_failed = states[State.FAILED] + states[State.TIMED_OUT]  # type: ignore[attr-defined]
+    task.runs_running = states[State.RUNNING]  # type: ignore[attr-defined]
+    task.next_due_at = min(  # type: ignore[attr-defined]
+        (run.due_at for run in runs if run.state == State.PENDING), default=None
+    )
+    return task
 
 
 @dataclass(frozen=True)
