@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from cluster_app import discovery, services
 from cluster_app.channel import ChannelClosed, SyncChannel
@@ -238,10 +239,13 @@ class GatewayNode:
         log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
 
     async def _sweep(self) -> None:
-        """Now and then, queue due runs no notification told us about."""
+        """Now and then, queue due runs no notification told us about (and
+        let go of a database connection that broke or grew old: the gateway's
+        database thread outlives any request)."""
         while True:
             await asyncio.sleep(self.config.sweep_interval)
             try:
+                await sync_to_async(close_old_connections)()
                 await self.scheduler.sweep(horizon=2 * self.config.sweep_interval)
             except Exception:
                 log.exception("sweep failed; trying again later")

@@ -29,8 +29,8 @@ _MOVABLE = (State.PENDING, State.RUNNING)
 
 
 def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
-    """Write a batch; returns the run events to publish (the latest state of
-    each run that changed)."""
+    """Write a batch; returns the run events to publish (every change of a
+    run's state, in order: a run sent and ended in one batch gives both)."""
     now = timezone.now()
     run_ids = sorted({r.iteration_id for r in records})
     with transaction.atomic():
@@ -41,10 +41,10 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
             Iteration.objects.select_for_update().filter(pk__in=run_ids).values_list("pk", "state")
         )
         running = settling | _running_attempts(records)
-        changes, latest, tally = _play(records, states, running)
+        changes, moves, tally = _play(records, states, running)
         _settle_attempts([r for r in records if isinstance(r, RunEnded)], running, settling, now)
         _write_runs(changes, now)
-        succeeded = Counter(r.task_id for state, r in latest.values() if state == State.SUCCEEDED)
+        succeeded = Counter(r.task_id for state, r in moves if state == State.SUCCEEDED)
         for task_id, n in succeeded.items():
             Task.objects.filter(pk=task_id).update(succeeded_count=F("succeeded_count") + n)
         for peer, (completed, failed) in tally.items():
@@ -52,7 +52,7 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
                 completed=F("completed") + completed, failed=F("failed") + failed, last_seen=now
             )
         completions = dict(
-            Task.objects.filter(pk__in={r.task_id for _, r in latest.values()}).values_list(
+            Task.objects.filter(pk__in={r.task_id for _, r in moves}).values_list(
                 "pk", "succeeded_count"
             )
         )
@@ -68,7 +68,7 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
             completions=completions.get(r.task_id, 0),
             at=now,
         )
-        for state, r in latest.values()
+        for state, r in moves
     ]
 
 
@@ -134,13 +134,13 @@ def _running_attempts(records: Sequence[Record]) -> set[tuple[int, int]]:
 
 def _play(
     records: Sequence[Record], states: dict[int, str], running: set[tuple[int, int]]
-) -> tuple[dict[int, dict[str, Any]], dict[int, tuple[str, Record]], dict[str, tuple[int, int]]]:
+) -> tuple[dict[int, dict[str, Any]], list[tuple[str, Record]], dict[str, tuple[int, int]]]:
     """Apply the records in order to the runs' current states, in memory.
-    Returns each changed run's new fields, each changed run's latest
+    Returns each changed run's new fields, every move of a run to a new state
     (state, record), and per worker (completed, failed) attempts."""
     open_attempts = set(running)
     changes: dict[int, dict[str, Any]] = {}
-    latest: dict[int, tuple[str, Record]] = {}
+    moves: list[tuple[str, Record]] = []
     tally: dict[str, tuple[int, int]] = {}
     for r in records:
         state = states.get(r.iteration_id)
@@ -148,7 +148,7 @@ def _play(
             if state == State.PENDING:
                 states[r.iteration_id] = State.RUNNING
                 changes.setdefault(r.iteration_id, {})["state"] = State.RUNNING
-                latest[r.iteration_id] = (State.RUNNING, r)
+                moves.append((State.RUNNING, r))
             continue
         key = (r.iteration_id, r.number)
         if key not in open_attempts:
@@ -165,8 +165,8 @@ def _play(
         if r.run_state != State.PENDING:
             fields.update(result=r.result, finished_at=r.finished_at)
         changes.setdefault(r.iteration_id, {}).update(fields)
-        latest[r.iteration_id] = (r.run_state, r)
-    return changes, latest, tally
+        moves.append((r.run_state, r))
+    return changes, moves, tally
 
 
 def _settle_attempts(
