@@ -226,18 +226,26 @@ class Bench:
         out: dict[str, Any] = {"runs": n, "run_seconds": self.cpu_seconds}
         try:
             us.warm_up(self.cpu, runs=2, input=1, difficulty=1000)
-            one = ours.cpu_batch(us, self.cpu, n, self.cpu_iters)
+            one = [ours.cpu_batch(us, self.cpu, n, self.cpu_iters) for _ in range(self.reps)]
             us.start_worker()
             us.warm_up(self.cpu, runs=4, input=1, difficulty=1000)
             log("scaling: ours with 2 slots")
-            two = ours.cpu_batch(us, self.cpu, n, self.cpu_iters)
+            two = [ours.cpu_batch(us, self.cpu, n, self.cpu_iters) for _ in range(self.reps)]
         finally:
             us.stop()
+        one_s, two_s = med([r["seconds"] for r in one]), med([r["seconds"] for r in two])
         out["ours"] = {
-            "one_slot_s": one["seconds"],
-            "two_slots_s": two["seconds"],
-            "speedup": _div(one["seconds"], two["seconds"]),
-            "mean_exec_s": {"one_slot": one["mean_exec_s"], "two_slots": two["mean_exec_s"]},
+            "one_slot_s": one_s,
+            "two_slots_s": two_s,
+            "speedup": _div(one_s, two_s),
+            "mean_exec_s": {
+                "one_slot": med([r["mean_exec_s"] for r in one]),
+                "two_slots": med([r["mean_exec_s"] for r in two]),
+            },
+            "reps": {
+                "one_slot_s": [r["seconds"] for r in one],
+                "two_slots_s": [r["seconds"] for r in two],
+            },
         }
         cel_t: dict[int, float] = {}
         cel_exec: dict[int, float] = {}
@@ -247,8 +255,9 @@ class Bench:
             cel.start()
             try:
                 cel.warm_up(self.cpu, 1, 1000, runs=2 * conc)
-                r = cs.cpu_batch(cel, self.cpu, n, self.cpu_iters)
-                cel_t[conc], cel_exec[conc] = r["seconds"], r["mean_exec_s"]
+                rs = [cs.cpu_batch(cel, self.cpu, n, self.cpu_iters) for _ in range(self.reps)]
+                cel_t[conc] = med([r["seconds"] for r in rs])
+                cel_exec[conc] = med([r["mean_exec_s"] for r in rs])
             finally:
                 cel.stop()
         out["celery"] = {
