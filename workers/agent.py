@@ -93,12 +93,14 @@ class WorkerServer(schema.worker.Worker.Server):
     async def _request(self, job: Any) -> RunRequest:
         digest = str(job.moduleHash)
         wasm = bytes(job.wasm)
-        failure = ""
         if not wasm and self._modules is not None and not self._executor.has_module(digest):
+            # A module that cannot be fetched fails the call, not the runs: the
+            # gateway counts their attempts lost and tries them again.
             try:
                 wasm = await self._modules.get(digest)
             except ModuleUnavailable as exc:
-                failure = str(exc)
+                log.warning("%s", exc)
+                raise
         return RunRequest(
             task_id=str(job.taskId),
             module_hash=digest,
@@ -108,7 +110,6 @@ class WorkerServer(schema.worker.Worker.Server):
             time_limit=job.timeLimitMs / 1000.0,
             run_key=run_key(str(job.taskId), int(job.iteration)),
             not_before=job.notBeforeNs / 1e9,
-            failure=failure,
         )
 
     async def ping(self, _context: Any, **kw: Any) -> None:

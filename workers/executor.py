@@ -61,7 +61,6 @@ class RunRequest:
     time_limit: float  # seconds; <= 0 means the executor's default
     run_key: str = ""  # names the run for `Executor.cancel` (e.g. "task1#0")
     not_before: float = 0.0  # time.time() before which the run must not start
-    failure: str = ""  # set: the run cannot start (e.g. its module is unavailable)
 
 
 @dataclass(frozen=True)
@@ -340,8 +339,6 @@ class Executor:
             control.deadline = time.monotonic() + limit
             if control.cancelled:
                 raise _RunFailed("cancelled before it started", "cancelled")
-            if request.failure:
-                raise _RunFailed(request.failure)
             compiled = self._compiled(request.module_hash, request.wasm)
             store = self._new_store(control)
             if compiled.kind == "run":
