@@ -1,9 +1,11 @@
 """The scheduler: fires each run at its due time on the least busy worker
 and records what happened.
 
-Due runs sit in an in-memory heap fed from the database at start and on
-each submission; a single timer sleeps until the earliest one is due. A run
-that finds no free worker waits for one (the seed dropped it). A run whose
+Due runs sit in an in-memory heap fed from the database at start and by
+each submission's notification; a single timer sleeps until the earliest one
+is due. A run that finds no free worker waits for one (the seed dropped it).
+Runs known to be short (from how long runs of the same module and inputs
+took) may queue on a worker and travel several to a call. A run whose
 worker vanishes goes back in the heap, at the head of the queue, until its
 attempts are used up. Dispatch never waits for the database: what happens
 is appended to the journal, which writes it in batches (`tasks_app.journal`).
