@@ -37,6 +37,15 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
         # Attempts first: the first write takes SQLite's write lock, so what
         # is read below cannot change before the transaction ends.
         settling = _insert_attempts(records, now)
+        if connection.features.has_select_for_update:
+            # Tasks before runs, the order cancel and re-run lock them in, so
+            # a batch and a cancellation never wait for each other (deadlock).
+            list(
+                Task.objects.select_for_update()
+                .filter(pk__in={r.task_id for r in records})
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
         states = dict(
             Iteration.objects.select_for_update().filter(pk__in=run_ids).values_list("pk", "state")
         )
