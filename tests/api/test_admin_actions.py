@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
@@ -30,14 +29,6 @@ def staff(client: Client) -> Client:
     User.objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
     client.login(username="admin", password="pw-for-tests")
     return client
-
-
-@pytest.fixture
-def layer():  # type: ignore[no-untyped-def]
-    layer = get_channel_layer()
-    async_to_sync(layer.flush)()
-    yield layer
-    async_to_sync(layer.flush)()
 
 
 def _task(task_id: str, repeats: int = 3) -> None:

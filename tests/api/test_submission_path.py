@@ -12,7 +12,6 @@ import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
-from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.backends.signals import connection_created
 from django.test import Client
@@ -25,14 +24,6 @@ from tests.e2e.cluster import seed_form
 from wwproject.asgi import ThreadedDjangoHandler, application
 
 HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
-
-
-@pytest.fixture
-def layer():  # type: ignore[no-untyped-def]
-    layer = get_channel_layer()
-    async_to_sync(layer.flush)()
-    yield layer
-    async_to_sync(layer.flush)()
 
 
 def form(**fields: object) -> dict[str, object]:
