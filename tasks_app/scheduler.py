@@ -269,10 +269,8 @@ class Scheduler:
     async def _dispatch(self, batch: list[DueRun], worker: PooledWorker) -> None:
         runs = [run for run in batch if run.task_id not in self._cancelled]
         try:
-            if len(runs) == 1:
-                await self._execute(runs[0], worker)
-            elif runs:
-                await self._execute_many(runs, worker)
+            if runs:
+                await self._execute(runs, worker)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -309,29 +307,20 @@ class Scheduler:
         rounds = -(-len(runs) // worker.concurrency)
         return longest * rounds + self._call_grace + self._lead.total_seconds()
 
-    async def _execute(self, run: DueRun, worker: PooledWorker) -> None:
-        metrics.RUNS_PER_CALL.observe(1)
-        job, number = self._send(run, worker)
-        try:
-            response = await self._call(
-                worker, "execute", {"job": job}, timeout=self._timeout([run], worker)
-            )
-        except Exception as exc:  # noqa: BLE001 - the worker's failure, not the run's
-            self._lost(run, worker, number, exc)
-            return
-        self._ended(run, worker, number, response.outcome)
-
-    async def _execute_many(self, runs: list[DueRun], worker: PooledWorker) -> None:
+    async def _execute(self, runs: list[DueRun], worker: PooledWorker) -> None:
+        """Run `runs` on `worker` in one call (`execute` for one run,
+        `executeMany` for several) and record each outcome."""
         metrics.RUNS_PER_CALL.observe(len(runs))
         sent = [self._send(run, worker) for run in runs]
+        jobs = [job for job, _ in sent]
+        timeout = self._timeout(runs, worker)
         try:
-            response = await self._call(
-                worker,
-                "executeMany",
-                {"jobs": [job for job, _ in sent]},
-                timeout=self._timeout(runs, worker),
-            )
-            outcomes = list(response.outcomes)
+            if len(jobs) == 1:
+                response = await self._call(worker, "execute", {"job": jobs[0]}, timeout=timeout)
+                outcomes = [response.outcome]
+            else:
+                response = await self._call(worker, "executeMany", {"jobs": jobs}, timeout=timeout)
+                outcomes = list(response.outcomes)
             if len(outcomes) != len(runs):
                 raise ValueError(f"{len(outcomes)} outcomes for {len(runs)} jobs")
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the runs'
