@@ -32,12 +32,8 @@ def task_list() -> QuerySet[Task]:
 def as_new(task: Task) -> Task:
     """A task just stored, with the progress `task_list` would count for it,
     without asking the database again."""
-    task.runs_total = task.run_count  # type: ignore[attr-defined]
-    task.completions = task.runs_finished = task.runs_failed = task.runs_running = 0  # type: ignore[attr-defined]
-    task.next_due_at = schedule.due_time(  # type: ignore[attr-defined]
-        task.received_at, start=task.start, delay=task.delay, index=0
-    )
-    return task
+    first_due = schedule.due_time(task.received_at, start=task.start, delay=task.delay, index=0)
+    return _with_progress(task, runs=task.run_count, states=Counter(), next_due_at=first_due)
 
 
 def task_detail(task_id: str) -> Task:
@@ -49,15 +45,24 @@ def task_detail(task_id: str) -> Task:
     except Task.DoesNotExist:
         raise TaskNotFound(task_id) from None
     runs = list(task.iterations.all())
-    states = Counter(run.state for run in runs)
-    task.runs_total = len(runs)  # type: ignore[attr-defined]
+    return _with_progress(
+        task,
+        runs=len(runs),
+        states=Counter(run.state for run in runs),
+        next_due_at=min((run.due_at for run in runs if run.state == State.PENDING), default=None),
+    )
+
+
+def _with_progress(
+    task: Task, *, runs: int, states: Counter[str], next_due_at: datetime | None
+) -> Task:
+    """Set on `task` the progress `task_list` annotates, from its runs' states."""
+    task.runs_total = runs  # type: ignore[attr-defined]
     task.completions = states[State.SUCCEEDED]  # type: ignore[attr-defined]
     task.runs_finished = sum(states[s] for s in Iteration.FINAL_STATES)  # type: ignore[attr-defined]
     task.runs_failed = states[State.FAILED] + states[State.TIMED_OUT]  # type: ignore[attr-defined]
     task.runs_running = states[State.RUNNING]  # type: ignore[attr-defined]
-    task.next_due_at = min(  # type: ignore[attr-defined]
-        (run.due_at for run in runs if run.state == State.PENDING), default=None
-    )
+    task.next_due_at = next_due_at  # type: ignore[attr-defined]
     return task
 
 
