@@ -19,12 +19,11 @@ from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import events
-from tasks_app.journal import RunEnded, RunSent
+from tasks_app.journal import Record, RunEnded, RunSent
 from tasks_app.models import Attempt, Iteration, Task
 
 State = Iteration.State
 Outcome = Attempt.Outcome
-Record = RunSent | RunEnded
 _MOVABLE = (State.PENDING, State.RUNNING)
 
 
