@@ -1,6 +1,8 @@
 """The journal's writer: a batch of the scheduler's run records into the
 database in one transaction, with a fixed number of statements per batch
-(not per record) — the write path of every run.
+(not per record) — the write path of every run, so it speaks SQL through
+one cursor rather than building querysets (the query builder cost several
+times the statements themselves).
 
 A run only moves out of `pending` or `running`: a run cancelled meanwhile
 stays cancelled, and an attempt settles once, so a success is written (and
@@ -9,12 +11,11 @@ counted) once whatever is replayed."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from cluster_app.models import WorkerNode
@@ -25,6 +26,9 @@ from tasks_app.models import Attempt, Iteration, Task
 State = Iteration.State
 Outcome = Attempt.Outcome
 _MOVABLE = (State.PENDING, State.RUNNING)
+_RUNNING = Outcome.RUNNING
+
+Key = tuple[int, int]  # an attempt: (run id, attempt number)
 
 
 def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
@@ -32,37 +36,54 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
     run's state, in order: a run sent and ended in one batch gives both)."""
     now = timezone.now()
     run_ids = sorted({r.iteration_id for r in records})
-    with transaction.atomic():
-        # Attempts first: the first write takes SQLite's write lock, so what
-        # is read below cannot change before the transaction ends.
-        settling = _insert_attempts(records, now)
+    task_ids = sorted({r.task_id for r in records})
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql = _Statements(cursor)
+        # On SQLite the transaction began IMMEDIATE (settings), holding the
+        # write lock, so nothing read below changes before it ends. On
+        # PostgreSQL the rows are locked: tasks before runs, the order cancel
+        # and re-run lock them in, so a batch and a cancellation never wait
+        # for each other (deadlock).
         if connection.features.has_select_for_update:
-            # Tasks before runs, the order cancel and re-run lock them in, so
-            # a batch and a cancellation never wait for each other (deadlock).
-            list(
-                Task.objects.select_for_update()
-                .filter(pk__in={r.task_id for r in records})
-                .order_by("pk")
-                .values_list("pk", flat=True)
+            sql.select(
+                f"SELECT id FROM {sql.task} WHERE id IN {{}} ORDER BY id FOR UPDATE", task_ids
             )
-        states = dict(
-            Iteration.objects.select_for_update().filter(pk__in=run_ids).values_list("pk", "state")
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        states: dict[int, str] = dict(
+            sql.select(f"SELECT id, state FROM {sql.run} WHERE id IN {{}}{lock}", run_ids)
         )
-        running = settling | _running_attempts(records)
+        known: dict[Key, str] = {
+            (run_id, number): outcome
+            for run_id, number, outcome in sql.select(
+                f"SELECT iteration_id, number, outcome FROM {sql.attempt}"
+                " WHERE iteration_id IN {}",
+                run_ids,
+            )
+        }
+        inserted = _new_attempts(records, known)
+        running = set(inserted) | {key for key, outcome in known.items() if outcome == _RUNNING}
         changes, moves, tally = _play(records, states, running)
-        _settle_attempts([r for r in records if isinstance(r, RunEnded)], running, settling, now)
-        _write_runs(changes, now)
+        ended = {(r.iteration_id, r.number): r for r in records if isinstance(r, RunEnded)}
+        sql.insert_attempts([inserted[key] for key in sorted(inserted)], ended, now)
+        sql.settle_attempts(
+            [r for key, r in ended.items() if key in running and key not in inserted], now
+        )
+        sql.write_runs(changes, now)
         succeeded = Counter(r.task_id for state, r in moves if state == State.SUCCEEDED)
-        for task_id, n in succeeded.items():
-            Task.objects.filter(pk=task_id).update(succeeded_count=F("succeeded_count") + n)
-        for peer, (completed, failed) in tally.items():
-            WorkerNode.objects.filter(peer_id=peer).update(
-                completed=F("completed") + completed, failed=F("failed") + failed, last_seen=now
-            )
-        completions = dict(
-            Task.objects.filter(pk__in={r.task_id for _, r in moves}).values_list(
-                "pk", "succeeded_count"
-            )
+        sql.many(
+            f"UPDATE {sql.task} SET succeeded_count = succeeded_count + %s WHERE id = %s",
+            [(n, task_id) for task_id, n in sorted(succeeded.items())],
+        )
+        sql.many(
+            f"UPDATE {sql.worker} SET completed = completed + %s, failed = failed + %s,"
+            " last_seen = %s WHERE peer_id = %s",
+            [(ok, bad, sql.time(now), peer) for peer, (ok, bad) in sorted(tally.items())],
+        )
+        moved_tasks = sorted({r.task_id for _, r in moves})
+        completions: dict[str, int] = dict(
+            sql.select(f"SELECT id, succeeded_count FROM {sql.task} WHERE id IN {{}}", moved_tasks)
+            if moved_tasks
+            else []
         )
     return [
         events.run_event(
@@ -80,64 +101,15 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
     ]
 
 
-def _insert_attempts(records: Sequence[Record], now: datetime) -> set[tuple[int, int]]:
-    """Insert the attempts sent in this batch — already settled when their
-    end is in the batch too. Returns the attempts inserted (iteration id,
-    number); one that exists already (replayed) is left as it is."""
-    sent = [r for r in records if isinstance(r, RunSent)]
-    if not sent:
-        return set()
-    ended = {(r.iteration_id, r.number): r for r in records if isinstance(r, RunEnded)}
-    existing = set(
-        Attempt.objects.filter(iteration_id__in={r.iteration_id for r in sent}).values_list(
-            "iteration_id", "number"
-        )
-    )
-    workers = dict(
-        WorkerNode.objects.filter(peer_id__in={r.worker_peer_id for r in sent}).values_list(
-            "peer_id", "pk"
-        )
-    )
-    rows, inserted = [], set()
-    for r in sent:
+def _new_attempts(records: Sequence[Record], known: dict[Key, str]) -> dict[Key, RunSent]:
+    """The attempts sent in this batch that the database does not hold yet
+    (one that exists already was replayed: it is left as it is)."""
+    new: dict[Key, RunSent] = {}
+    for r in records:
         key = (r.iteration_id, r.number)
-        if key in existing or key in inserted:
-            continue
-        inserted.add(key)
-        attempt = Attempt(
-            iteration_id=r.iteration_id,
-            number=r.number,
-            worker_id=workers.get(r.worker_peer_id),
-            worker_peer_id=r.worker_peer_id,
-            sent_at=r.sent_at,
-        )
-        end = ended.get(key)
-        if end is not None:
-            _fill_outcome(attempt, end, now)
-        rows.append(attempt)
-    Attempt.objects.bulk_create(rows, ignore_conflicts=True)
-    return inserted
-
-
-def _fill_outcome(attempt: Attempt, r: RunEnded, now: datetime) -> None:
-    attempt.outcome = r.outcome
-    attempt.result = r.result
-    attempt.error = r.error
-    attempt.exit_code = r.exit_code
-    attempt.started_at = r.started_at
-    attempt.finished_at = r.finished_at or now
-
-
-def _running_attempts(records: Sequence[Record]) -> set[tuple[int, int]]:
-    """The ended attempts the database still shows running."""
-    ended_runs = {r.iteration_id for r in records if isinstance(r, RunEnded)}
-    if not ended_runs:
-        return set()
-    return set(
-        Attempt.objects.filter(iteration_id__in=ended_runs, outcome=Outcome.RUNNING).values_list(
-            "iteration_id", "number"
-        )
-    )
+        if isinstance(r, RunSent) and key not in known and key not in new:
+            new[key] = r
+    return new
 
 
 def _play(
@@ -177,76 +149,101 @@ def _play(
     return changes, moves, tally
 
 
-def _settle_attempts(
-    ended: Iterable[RunEnded],
-    running: set[tuple[int, int]],
-    inserted: set[tuple[int, int]],
-    now: datetime,
-) -> None:
-    """Write the outcome of attempts that were running before this batch."""
-    rows, done = [], set()
-    for r in ended:
-        key = (r.iteration_id, r.number)
-        if key not in running or key in inserted or key in done:
-            continue
-        done.add(key)
-        rows.append(
-            (
-                r.outcome,
-                r.result,
-                r.error,
-                r.exit_code,
-                _db_time(r.started_at),
-                _db_time(r.finished_at or now),
-                r.iteration_id,
-                r.number,
-            )
-        )
-    _executemany(
-        Attempt,
-        "outcome = %s, result = %s, error = %s, exit_code = %s, started_at = %s, finished_at = %s",
-        "iteration_id = %s AND number = %s AND outcome = 'running'",
-        rows,
-    )
+class _Statements:
+    """The batch's statements, on one cursor, with the tables' quoted names."""
 
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        quote = connection.ops.quote_name
+        self.task = quote(Task._meta.db_table)
+        self.run = quote(Iteration._meta.db_table)
+        self.attempt = quote(Attempt._meta.db_table)
+        self.worker = quote(WorkerNode._meta.db_table)
 
-def _write_runs(changes: dict[int, dict[str, Any]], now: datetime) -> None:
-    """One statement per shape of change (started, back to pending, final)."""
-    started, pending, final = [], [], []
-    for run_id, fields in changes.items():
-        state = fields["state"]
-        if state == State.RUNNING:
-            started.append((run_id,))
-        elif state == State.PENDING:
-            pending.append((fields["error"], run_id))
-        else:
-            final.append(
+    @staticmethod
+    def time(value: datetime | None) -> Any:
+        return connection.ops.adapt_datetimefield_value(value)
+
+    def select(self, query: str, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """`query` with its `{}` replaced by the placeholders of `keys`."""
+        self._cursor.execute(query.format("(" + ", ".join(["%s"] * len(keys)) + ")"), list(keys))
+        return self._cursor.fetchall()
+
+    def many(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self._cursor.executemany(statement, rows)
+
+    def insert_attempts(
+        self, sent: list[RunSent], ended: dict[Key, RunEnded], now: datetime
+    ) -> None:
+        """New attempts, already settled when their end is in the batch too."""
+        rows = []
+        for r in sent:
+            end = ended.get((r.iteration_id, r.number))
+            rows.append(
                 (
-                    state,
-                    fields["error"],
-                    fields["result"],
-                    _db_time(fields["finished_at"] or now),
-                    run_id,
+                    r.iteration_id,
+                    r.number,
+                    r.worker_peer_id,
+                    r.worker_peer_id,
+                    self.time(r.sent_at),
+                    self.time(end.started_at if end else None),
+                    self.time((end.finished_at or now) if end else None),
+                    end.outcome if end else _RUNNING,
+                    end.result if end else "",
+                    end.error if end else "",
+                    end.exit_code if end else None,
                 )
             )
-    movable = "state IN ('pending', 'running')"
-    _executemany(Iteration, "state = 'running'", f"id = %s AND {movable}", started)
-    _executemany(Iteration, "state = 'pending', error = %s", f"id = %s AND {movable}", pending)
-    _executemany(
-        Iteration,
-        "state = %s, error = %s, result = %s, finished_at = %s",
-        f"id = %s AND {movable}",
-        final,
-    )
+        self.many(
+            f"INSERT INTO {self.attempt} (iteration_id, number, worker_id, worker_peer_id,"
+            " sent_at, started_at, finished_at, outcome, result, error, exit_code)"
+            f" VALUES (%s, %s, (SELECT id FROM {self.worker} WHERE peer_id = %s),"
+            " %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
 
+    def settle_attempts(self, ended: list[RunEnded], now: datetime) -> None:
+        """The outcome of attempts that were running before this batch."""
+        self.many(
+            f"UPDATE {self.attempt} SET outcome = %s, result = %s, error = %s,"
+            " exit_code = %s, started_at = %s, finished_at = %s"
+            " WHERE iteration_id = %s AND number = %s AND outcome = 'running'",
+            [
+                (
+                    r.outcome,
+                    r.result,
+                    r.error,
+                    r.exit_code,
+                    self.time(r.started_at),
+                    self.time(r.finished_at or now),
+                    r.iteration_id,
+                    r.number,
+                )
+                for r in ended
+            ],
+        )
 
-def _executemany(model: Any, assignments: str, where: str, rows: list[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {where}", rows)
-
-
-def _db_time(value: datetime | None) -> Any:
-    return connection.ops.adapt_datetimefield_value(value)
+    def write_runs(self, changes: dict[int, dict[str, Any]], now: datetime) -> None:
+        """One statement per shape of change (started, back to pending, final)."""
+        started, pending, final = [], [], []
+        for run_id, fields in sorted(changes.items()):
+            state = fields["state"]
+            if state == State.RUNNING:
+                started.append((run_id,))
+            elif state == State.PENDING:
+                pending.append((fields["error"], run_id))
+            else:
+                finished = self.time(fields["finished_at"] or now)
+                final.append((state, fields["error"], fields["result"], finished, run_id))
+        movable = "state IN ('pending', 'running')"
+        self.many(f"UPDATE {self.run} SET state = 'running' WHERE id = %s AND {movable}", started)
+        self.many(
+            f"UPDATE {self.run} SET state = 'pending', error = %s WHERE id = %s AND {movable}",
+            pending,
+        )
+        self.many(
+            f"UPDATE {self.run} SET state = %s, error = %s, result = %s, finished_at = %s"
+            f" WHERE id = %s AND {movable}",
+            final,
+        )
