@@ -11,29 +11,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.consumer import AsyncConsumer, get_handler_name
-
 from cluster_app.gateway import GatewayNode
+from tasks_app.consumers import WithoutDatabase
 from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
 
 __all__ = ["GATEWAY_CHANNEL", "GatewayConsumer"]
 
 
-class GatewayConsumer(AsyncConsumer):
+class GatewayConsumer(WithoutDatabase):
+    """Database work happens in the scheduler and its journal, on their own
+    schedule (the sweep closes stale connections)."""
+
     def __init__(self, *, node: GatewayNode, stopped: asyncio.Event) -> None:
         super().__init__()
         self.node = node
         self.stopped = stopped
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels first closes stale database connections for every message,
-        # a hop to the database thread that would queue each submission behind
-        # the journal's writes; the gateway does that on its own schedule
-        # (GatewayNode._sweep).
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
 
     async def gateway_start(self, message: dict[str, Any]) -> None:
         await self.node.start()

@@ -27,7 +27,7 @@ from cluster_app.multiaddr import Multiaddr
 from cluster_app.pool import PooledWorker, WorkerPool
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
-from tasks_app import events, metrics, run_records
+from tasks_app import events, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.journal import Journal
@@ -66,7 +66,7 @@ class GatewayNode:
         self.peer_id = config.identity.peer_id
         self.pool = WorkerPool()
         self.channel: SyncChannel[Offer] = SyncChannel()
-        self.journal = Journal(run_records.record_runs, publish=events.publish_runs)
+        self.journal = Journal(_write_journal, publish=events.publish_runs)
         self.scheduler = Scheduler(
             self.pool,
             self.journal,
@@ -124,6 +124,7 @@ class GatewayNode:
         self._journal_task = asyncio.create_task(self.journal.run(), name="journal")
         self._spawn(self._take_workers(), "channel-loop")
         self._spawn(self.scheduler.run(), "scheduler")
+        notify.serve_locally(asyncio.get_running_loop(), self.scheduler.add)
         self._spawn(self._report_load(), "worker-load")
         self._spawn(self._sweep(), "sweep")
         self._spawn(self._check_liveness(), "liveness")
@@ -140,6 +141,7 @@ class GatewayNode:
             )
 
     async def stop(self) -> None:
+        notify.stop_serving_locally()
         self.channel.close()
         for task in list(self._tasks):
             task.cancel()
@@ -284,3 +286,11 @@ class GatewayNode:
             if self.listener is not None:
                 with contextlib.suppress(Exception):
                     self.listener.drop(worker.connection)
+
+
+def _write_journal(records: list[Any]) -> list[dict[str, Any]]:
+    """The journal's batch write, on its own thread. That thread keeps its
+    database connection between batches; one that broke or outlived
+    CONN_MAX_AGE is replaced first."""
+    close_old_connections()
+    return run_records.record_runs(records)

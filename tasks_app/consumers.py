@@ -11,12 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.consumer import AsyncConsumer, get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from tasks_app import events
 
 
-class TaskEventsConsumer(AsyncJsonWebsocketConsumer):
+class WithoutDatabase(AsyncConsumer):
+    """A consumer that never touches the database. Channels' dispatch first
+    closes stale database connections, for every message, with a hop to the
+    shared database thread: each event would queue behind whatever that
+    thread is doing (the journal's writes) before reaching its handler."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+
+class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
     """Forwards `run.changed` events of its group to the client as JSON."""
 
     group = ""

@@ -1,10 +1,15 @@
 """Tell the gateway's scheduler about new and cancelled tasks, through the
-channel layer (in process by default, Redis in the scale-out configuration)."""
+channel layer (in process by default, Redis in the scale-out configuration).
+
+A submission made in the gateway's own process hands its runs straight to
+the scheduler's event loop instead, without waiting: the request goes on to
+its response while the runs are dispatched."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +27,34 @@ GATEWAY_CHANNEL = "ww.gateway"
 # then queues them without reading them back from the database.
 RUNS_IN_MESSAGE = 1000
 
+AddRuns = Callable[[list[DueRun]], None]
+
+# The scheduler of the gateway running in this process, if one is: its loop
+# and the function (called on that loop) that queues new runs.
+_local: tuple[asyncio.AbstractEventLoop, AddRuns] | None = None
+
+
+def serve_locally(loop: asyncio.AbstractEventLoop, add_runs: AddRuns) -> None:
+    """Submissions in this process go to `add_runs` on `loop` from now on."""
+    global _local
+    _local = (loop, add_runs)
+
+
+def stop_serving_locally() -> None:
+    global _local
+    _local = None
+
 
 def task_submitted(task_id: str, runs: Sequence[DueRun] = ()) -> None:
     """New runs are waiting (a new task, or runs queued again)."""
+    local = _local
+    if local is not None and 0 < len(runs) <= RUNS_IN_MESSAGE:
+        loop, add_runs = local
+        try:
+            loop.call_soon_threadsafe(add_runs, list(runs))
+            return
+        except RuntimeError:  # that loop has closed (the gateway is stopping)
+            pass  # the layer, then; the runs are stored either way
     message: dict[str, Any] = {"type": "task.submitted", "task": task_id}
     if 0 < len(runs) <= RUNS_IN_MESSAGE:
         message["runs"] = [run_to_message(run) for run in runs]

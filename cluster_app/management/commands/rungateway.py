@@ -81,6 +81,11 @@ class Command(BaseCommand):
             batch=settings.WW_BATCH,
             send_ahead=settings.WW_SEND_AHEAD,
         )
+        # Request threads, the journal's thread and the event loop share the
+        # GIL; the loop (dispatching runs, answering workers) waits at most
+        # this long for it (Python's default, 5 ms, shows up as late runs and
+        # slow round trips whenever a request is being served).
+        sys.setswitchinterval(0.0005)
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
         code = process.run(signals=(signal.SIGINT, signal.SIGTERM))
         if code:

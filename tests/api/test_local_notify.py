@@ -1,0 +1,94 @@
+"""A submission in the gateway's own process hands its runs to the
+scheduler's loop directly; elsewhere (or once the gateway stopped) the
+notification goes through the channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from tasks_app import notify
+from tasks_app.models import Iteration
+from tasks_app.selectors import DueRun
+from tests.e2e.cluster import seed_form
+
+HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
+
+pytestmark = pytest.mark.django_db
+
+
+def form(**fields: object) -> dict[str, object]:
+    return {**seed_form(**fields), "wasm": SimpleUploadedFile("hash.wasm", HASH_WASM)}
+
+
+@pytest.fixture
+def gateway_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop on its own thread, standing in for the gateway's."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    notify.stop_serving_locally()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def _nothing_on_the_layer(layer: Any) -> bool:
+    async def receive() -> Any:
+        return await asyncio.wait_for(layer.receive(notify.GATEWAY_CHANNEL), 0.2)
+
+    try:
+        async_to_sync(receive)()
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_runs_go_to_the_local_scheduler_on_its_loop(
+    client: Client, layer: Any, gateway_loop: asyncio.AbstractEventLoop
+) -> None:
+    received: list[tuple[list[DueRun], threading.Thread]] = []
+    arrived = threading.Event()
+
+    def add_runs(runs: list[DueRun]) -> None:
+        received.append((runs, threading.current_thread()))
+        arrived.set()
+
+    notify.serve_locally(gateway_loop, add_runs)
+    assert client.post("/tasks", form(id="local")).status_code == 201
+    assert arrived.wait(5)
+    [(runs, thread)] = received
+    stored = Iteration.objects.filter(task_id="local").order_by("index")
+    assert [run.iteration_id for run in runs] == [run.pk for run in stored]
+    assert thread.name != threading.current_thread().name  # called on the loop's thread
+    assert _nothing_on_the_layer(layer)
+
+
+def test_without_a_local_gateway_the_layer_carries_the_runs(client: Client, layer: Any) -> None:
+    notify.stop_serving_locally()
+    assert client.post("/tasks", form(id="remote")).status_code == 201
+    message = async_to_sync(layer.receive)(notify.GATEWAY_CHANNEL)
+    assert message["task"] == "remote" and len(message["runs"]) == 3
+
+
+def test_a_closed_gateway_loop_falls_back_to_the_layer(
+    client: Client, layer: Any, gateway_loop: asyncio.AbstractEventLoop
+) -> None:
+    closed = asyncio.new_event_loop()
+    closed.close()
+    notify.serve_locally(closed, lambda runs: None)
+    try:
+        assert client.post("/tasks", form(id="fallback")).status_code == 201
+    finally:
+        notify.stop_serving_locally()
+    message = async_to_sync(layer.receive)(notify.GATEWAY_CHANNEL)
+    assert message["task"] == "fallback"
