@@ -42,6 +42,12 @@ T = TypeVar("T")
 
 TICK = 0.01  # seconds between epoch increments: the granularity of time limits
 MAX_WASM_STACK = 1 << 20  # well under the 8 MiB default pthread stack of pool threads
+# A run of a kind (module and inputs) seen to take less than this runs on the
+# caller's thread (the worker's event loop): handing it to a pool thread and
+# back costs more than the run. Mispredicted, it is stopped after
+# INLINE_BUDGET (plus up to a tick) and run again, from the start, on the pool.
+INLINE_BELOW = 0.001
+INLINE_BUDGET = 0.005
 TABLE_ELEMENTS_LIMIT = 100_000  # 8 bytes each
 INSTANCES_LIMIT = 4
 TABLES_LIMIT = 4
@@ -169,6 +175,9 @@ class Executor:
         self._cache: OrderedDict[str, _Compiled] = OrderedDict()
         self._compile_locks: dict[str, threading.Lock] = {}
         self._compiled_count = 0
+        # How long runs of each kind took lately (moving average, seconds).
+        self._typical: OrderedDict[tuple[str, int, int], float] = OrderedDict()
+        self.inline_count = 0
 
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="ww-epoch-ticker", daemon=True)
@@ -260,6 +269,12 @@ class Executor:
         """Run several on the pool, spread over its threads: each thread
         takes its share one after another, in due order. Outcomes are in
         the order of `requests`."""
+        if len(requests) == 1 and self._runs_inline(requests[0]):
+            outcome = self._run_inline(requests[0])
+            if outcome is not None:
+                return [outcome]
+        # Compiling is not part of how long a kind of run takes.
+        cached = [self.has_module(request.module_hash) for request in requests]
         loop = asyncio.get_running_loop()
         # Registered from now, not from when a thread takes them: runs waiting
         # for a free thread can be cancelled too.
@@ -285,7 +300,45 @@ class Executor:
         finally:
             for request, control in zip(requests, controls, strict=True):
                 self._unregister(request.run_key, control)
-        return [outcome for outcome in outcomes if outcome is not None]
+        done = [outcome for outcome in outcomes if outcome is not None]
+        for request, outcome, was_cached in zip(requests, done, cached, strict=True):
+            if was_cached:
+                self._learn(request, outcome)
+        return done
+
+    # -- tiny runs on the caller's thread ----------------------------------
+
+    def _runs_inline(self, request: RunRequest) -> bool:
+        typical = self._typical.get(_kind_of(request))
+        return (
+            typical is not None
+            and typical < INLINE_BELOW
+            and request.not_before <= time.time()
+            and self.has_module(request.module_hash)
+        )
+
+    def _run_inline(self, request: RunRequest) -> RunOutcome | None:
+        """Run on this thread with a budget of INLINE_BUDGET; None if the
+        run needed more (it is then to be run again on the pool)."""
+        limit = request.time_limit
+        if not (math.isfinite(limit) and limit > 0):
+            limit = self.default_time_limit
+        budget = min(limit, INLINE_BUDGET)
+        outcome = self.execute(replace(request, time_limit=budget))
+        if outcome.state == "timed_out" and budget < limit:
+            self._typical.pop(_kind_of(request), None)  # not tiny after all
+            return None
+        self.inline_count += 1
+        self._learn(request, outcome)
+        return outcome
+
+    def _learn(self, request: RunRequest, outcome: RunOutcome) -> None:
+        key = _kind_of(request)
+        seconds = outcome.finished_at - outcome.started_at
+        previous = self._typical.pop(key, None)
+        self._typical[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+        while len(self._typical) > 10_000:
+            self._typical.popitem(last=False)
 
     def cancel(self, run_key: str) -> bool:
         """Interrupt the run(s) named `run_key`; they end `cancelled` within
@@ -594,3 +647,8 @@ def _summary(message: str) -> str:
     lines = [line.strip() for line in (cause or message).strip().splitlines() if line.strip()]
     text = lines[0] if lines else "unknown error"
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"
+
+
+def _kind_of(request: RunRequest) -> tuple[str, int, int]:
+    """Runs alike in how long they take: same module, same inputs."""
+    return (request.module_hash, request.input, request.difficulty)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from wasmtime import wat2wasm
 
-from workers.executor import TRUNCATED_MARKER, Executor, RunOutcome, RunRequest
+from workers.executor import (
+    INLINE_BELOW,
+    INLINE_BUDGET,
+    TRUNCATED_MARKER,
+    Executor,
+    RunOutcome,
+    RunRequest,
+)
 from workers.modules import module_hash
 
 REPO = Path(__file__).resolve().parents[2]
@@ -383,3 +392,54 @@ def test_a_run_sent_ahead_starts_on_its_due_time_not_before() -> None:
     assert outcome.state == "succeeded"
     assert outcome.started_at >= due  # never early
     assert outcome.started_at - due < 0.05  # and about on time
+
+
+NOOP = """
+(module (func (export "run") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1))))
+"""
+# Counts down from `n` (the second argument): ~10 ms per few million rounds.
+COUNT_DOWN = """
+(module (func (export "run") (param i64 i64) (result i64)
+  (block (loop
+    (br_if 1 (i64.eqz (local.get 1)))
+    (local.set 1 (i64.sub (local.get 1) (i64.const 1)))
+    (br 0)))
+  (local.get 0)))
+"""
+
+
+def test_a_run_of_a_kind_seen_to_be_tiny_runs_on_the_calling_thread(executor: Executor) -> None:
+    noop = request(wat2wasm(NOOP), 2, 3)
+
+    async def twice() -> list[RunOutcome]:
+        # On the pool: the first compiles the module (not counted as run
+        # time), the second shows how long the kind takes.
+        first = await executor.run_many([noop]) + await executor.run_many([noop])
+        assert executor.inline_count == 0
+        return first + await executor.run_many([noop])
+
+    outcomes = asyncio.run(twice())
+    assert [o.result for o in outcomes] == ["5", "5", "5"]
+    assert executor.inline_count == 1
+
+
+def test_a_tiny_run_due_later_waits_on_the_pool_not_on_the_caller(executor: Executor) -> None:
+    noop = request(wat2wasm(NOOP), 2, 3)
+    asyncio.run(executor.run_many([noop]))
+    asyncio.run(executor.run_many([noop]))
+    due = time.time() + 0.05
+    [outcome] = asyncio.run(executor.run_many([replace(noop, not_before=due)]))
+    assert outcome.result == "5" and outcome.started_at >= due
+    assert executor.inline_count == 0
+
+
+def test_a_run_wrongly_taken_for_tiny_is_run_again_on_the_pool(executor: Executor) -> None:
+    slow = request(wat2wasm(COUNT_DOWN), 7, 200_000_000, time_limit=10.0)
+    executor.execute(replace(slow, difficulty=1))  # compiled and cached
+    kind = (slow.module_hash, slow.input, slow.difficulty)
+    executor._typical[kind] = 0.0001  # as if it had been tiny before
+    [outcome] = asyncio.run(executor.run_many([slow]))
+    assert outcome.state == "succeeded" and outcome.result == "7"
+    assert outcome.finished_at - outcome.started_at > INLINE_BUDGET
+    assert executor.inline_count == 0
+    assert executor._typical[kind] > INLINE_BELOW  # learnt: not tiny
