@@ -205,6 +205,11 @@ def validate_submission(data: Any) -> dict[str, Any]:
     return _shared(TaskSubmissionSerializer).run_validation(data)
 
 
+def submission_fields() -> dict[str, serializers.Field]:
+    """The form's fields, bound (`tasks_app.api.submission` checks with them)."""
+    return dict(_shared(TaskSubmissionSerializer).fields)
+
+
 def task_summary(task: Task) -> dict[str, Any]:
     """A task as `GET /tasks` lists it."""
     return _shared(TaskSerializer).to_representation(task)

@@ -20,8 +20,8 @@ from tasks_app.api.serializers import (
     task_detail,
     task_summaries,
     task_summary,
-    validate_submission,
 )
+from tasks_app.api.submission import read_submission
 from tasks_app.exceptions import ModuleTooLarge
 
 _ERROR = OpenApiResponse(ErrorSerializer, description="JSON naming the field and the problem")
@@ -78,21 +78,18 @@ class TaskListView(APIView):
     )
     def post(self, request: Request) -> Response:
         _refuse_oversized(request)
-        data = validate_submission(request.data)
-        upload = data["wasm"]
-        if upload.size > settings.WW_MODULE_MAX_BYTES:
-            raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+        submission = read_submission(request)
         task, runs = services.create_task(
-            task_id=data["id"],
-            description=data["description"],
-            wasm=upload.read(),
-            duration=data["duration"],
-            start=data["start"],
-            delay=data["delay"],
-            repeats=data["repeats"],
-            input=data["input"],
-            difficulty=data["difficulty"],
-            retries=data["retries"],
+            task_id=submission.id,
+            description=submission.description,
+            wasm=submission.wasm,
+            duration=submission.duration,
+            start=submission.start,
+            delay=submission.delay,
+            repeats=submission.repeats,
+            input=submission.input,
+            difficulty=submission.difficulty,
+            retries=submission.retries,
         )
         notify.task_submitted(task.pk, runs)
         # The task as the listing shows it (nothing has run yet); its runs
