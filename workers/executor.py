@@ -300,11 +300,10 @@ class Executor:
         finally:
             for request, control in zip(requests, controls, strict=True):
                 self._unregister(request.run_key, control)
-        done = [outcome for outcome in outcomes if outcome is not None]
-        for request, outcome, was_cached in zip(requests, done, cached, strict=True):
-            if was_cached:
+        for request, outcome, was_cached in zip(requests, outcomes, cached, strict=True):
+            if outcome is not None and was_cached:
                 self._learn(request, outcome)
-        return done
+        return [outcome for outcome in outcomes if outcome is not None]
 
     # -- tiny runs on the caller's thread ----------------------------------
 
