@@ -19,7 +19,6 @@ import heapq
 import itertools
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from cluster_app.pool import PooledWorker, WorkerPool
 from tasks_app import metrics, schedule, selectors
 from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.selectors import DueRun
+from workers.run_times import Kind, RunTimes
 
 log = logging.getLogger("ww.scheduler")
 
@@ -81,7 +81,7 @@ class Scheduler:
         self._short_run = short_run
         self._max_queue = max(max_queue, 0)
         self._max_batch = max(max_batch, 1)
-        self._typical: OrderedDict[tuple[str, int, int], float] = OrderedDict()
+        self._run_times = RunTimes()
         self._journal = journal
         self._cancelled: set[str] = set()
         self._max_attempts = max_attempts
@@ -248,18 +248,14 @@ class Scheduler:
     def _learn(self, run: DueRun, seconds: float) -> None:
         """A moving average of how long runs of one module with the same
         inputs execute (a task's runs share them, so they tend to take alike)."""
-        key = _kind_of(run)
-        previous = self._typical.pop(key, None)
-        self._typical[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
-        while len(self._typical) > 10_000:
-            self._typical.popitem(last=False)
+        self._run_times.learn(_kind_of(run), seconds)
 
     def _queue_room(self, run: DueRun) -> int:
         """Runs per slot that may wait on a worker ahead of this one: enough
         to hold about `short_run` seconds of them (at most `max_queue`), for
         runs seen to take less than that; none for unknown or long ones
         (queued long runs only add lateness and unbalance the pool)."""
-        typical = self._typical.get(_kind_of(run))
+        typical = self._run_times.typical(_kind_of(run))
         if typical is None or typical >= self._short_run:
             return 0
         return min(self._max_queue, max(1, int(self._short_run / max(typical, 1e-6))))
@@ -437,8 +433,7 @@ class Scheduler:
         self.push(replace(run, due_at=due), retry=True)
 
 
-def _kind_of(run: DueRun) -> tuple[str, int, int]:
-    """Runs alike in how long they take: same module, same inputs."""
+def _kind_of(run: DueRun) -> Kind:
     return (run.module_hash, run.input, run.difficulty)
 
 

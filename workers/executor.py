@@ -34,6 +34,7 @@ from workers.modules import (
     inspect_compiled,
     module_hash,
 )
+from workers.run_times import Kind, RunTimes
 
 logger = logging.getLogger("ww.executor")
 
@@ -175,8 +176,7 @@ class Executor:
         self._cache: OrderedDict[str, _Compiled] = OrderedDict()
         self._compile_locks: dict[str, threading.Lock] = {}
         self._compiled_count = 0
-        # How long runs of each kind took lately (moving average, seconds).
-        self._typical: OrderedDict[tuple[str, int, int], float] = OrderedDict()
+        self._run_times = RunTimes()
         self.inline_count = 0
 
         self._stop = threading.Event()
@@ -308,7 +308,7 @@ class Executor:
     # -- tiny runs on the caller's thread ----------------------------------
 
     def _runs_inline(self, request: RunRequest) -> bool:
-        typical = self._typical.get(_kind_of(request))
+        typical = self._run_times.typical(_kind_of(request))
         return (
             typical is not None
             and typical < INLINE_BELOW
@@ -325,19 +325,14 @@ class Executor:
         budget = min(limit, INLINE_BUDGET)
         outcome = self.execute(replace(request, time_limit=budget))
         if outcome.state == "timed_out" and budget < limit:
-            self._typical.pop(_kind_of(request), None)  # not tiny after all
+            self._run_times.forget(_kind_of(request))  # not tiny after all
             return None
         self.inline_count += 1
         self._learn(request, outcome)
         return outcome
 
     def _learn(self, request: RunRequest, outcome: RunOutcome) -> None:
-        key = _kind_of(request)
-        seconds = outcome.finished_at - outcome.started_at
-        previous = self._typical.pop(key, None)
-        self._typical[key] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
-        while len(self._typical) > 10_000:
-            self._typical.popitem(last=False)
+        self._run_times.learn(_kind_of(request), outcome.finished_at - outcome.started_at)
 
     def cancel(self, run_key: str) -> bool:
         """Interrupt the run(s) named `run_key`; they end `cancelled` within
@@ -648,6 +643,5 @@ def _summary(message: str) -> str:
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"
 
 
-def _kind_of(request: RunRequest) -> tuple[str, int, int]:
-    """Runs alike in how long they take: same module, same inputs."""
+def _kind_of(request: RunRequest) -> Kind:
     return (request.module_hash, request.input, request.difficulty)

@@ -437,9 +437,9 @@ def test_a_run_wrongly_taken_for_tiny_is_run_again_on_the_pool(executor: Executo
     slow = request(wat2wasm(COUNT_DOWN), 7, 200_000_000, time_limit=10.0)
     executor.execute(replace(slow, difficulty=1))  # compiled and cached
     kind = (slow.module_hash, slow.input, slow.difficulty)
-    executor._typical[kind] = 0.0001  # as if it had been tiny before
+    executor._run_times.learn(kind, 0.0001)  # as if it had been tiny before
     [outcome] = asyncio.run(executor.run_many([slow]))
     assert outcome.state == "succeeded" and outcome.result == "7"
     assert outcome.finished_at - outcome.started_at > INLINE_BUDGET
     assert executor.inline_count == 0
-    assert executor._typical[kind] > INLINE_BELOW  # learnt: not tiny
+    assert (executor._run_times.typical(kind) or 0) > INLINE_BELOW  # learnt: not tiny
