@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -136,7 +136,7 @@ def _insert(objs: Sequence[Model], *, returning_pk: bool = False) -> None:
     building and compiling the query), which on SQLite costs more than the
     statements themselves. So no signals are sent: none are connected for
     the models this writes."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = connection
     meta = objs[0]._meta
     fields = [f for f in meta.concrete_fields if not (returning_pk and f.primary_key)]
     quote = db.ops.quote_name
