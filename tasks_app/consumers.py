@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.consumer import AsyncConsumer, get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from tasks_app import events
@@ -31,7 +32,8 @@ class WithoutDatabase(AsyncConsumer):
 
 
 class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
-    """Forwards `run.changed` events of its group to the client as JSON."""
+    """Forwards the `run.changed` events of its group to the client, one
+    JSON frame each, in the order they were published."""
 
     group = ""
 
@@ -45,8 +47,15 @@ class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # Channels' own, less its closing of stale database connections:
+        # this consumer holds none.
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         pass  # a watch-only stream
 
-    async def run_changed(self, message: dict[str, Any]) -> None:
-        await self.send_json(message)
+    async def runs_changed(self, message: dict[str, Any]) -> None:
+        for change in message["events"]:
+            await self.send_json(change)

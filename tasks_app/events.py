@@ -1,6 +1,10 @@
 """Run state changes, published on the channel layer (in process by default,
 Redis in the scale-out configuration) for live watchers: every change goes
-to the group `ww.tasks` and to the task's own group."""
+to the group `ww.tasks` and to the task's own group.
+
+Changes travel in batches: one `runs.changed` layer message per group holds
+a batch's events in order (a journal batch can hold thousands), and the
+websocket consumers send each event as its own `run.changed` frame."""
 
 from __future__ import annotations
 
@@ -51,28 +55,35 @@ def run_event(
     }
 
 
-def run_changed(payload: dict[str, Any]) -> None:
-    """Publish `payload` (a run's new state) once the transaction commits."""
-    transaction.on_commit(lambda: _publish({"type": "run.changed", **payload}))
+def runs_changed(changes: list[dict[str, Any]]) -> None:
+    """Publish `changes` (`run_event`s) once the transaction commits (the
+    REST path, in a request's thread)."""
+    if changes:
+        transaction.on_commit(lambda: _publish_from_thread(changes))
 
 
-def _publish(message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
+def _publish_from_thread(changes: list[dict[str, Any]]) -> None:
     try:
-        send = async_to_sync(layer.group_send)
-        send(ALL_TASKS_GROUP, message)
-        send(task_group(message["task"]), message)
+        async_to_sync(publish_runs)(changes)
     except Exception:  # watchers are best effort; the rows are the truth
-        log.exception("could not publish %s", message.get("type"))
+        log.exception("could not publish %d run events", len(changes))
 
 
-async def publish_runs(messages: list[dict[str, Any]]) -> None:
-    """Publish run events from the event loop (the scheduler's journal)."""
+async def publish_runs(changes: list[dict[str, Any]]) -> None:
+    """Publish `changes` (`run_event`s, in order) from the event loop: to
+    every watcher, and to each task's watchers its own."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not changes:
         return
-    for message in messages:
-        await layer.group_send(ALL_TASKS_GROUP, message)
-        await layer.group_send(task_group(message["task"]), message)
+    await layer.group_send(ALL_TASKS_GROUP, batch_message(changes))
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        by_task.setdefault(change["task"], []).append(change)
+    for task_id, own in by_task.items():
+        await layer.group_send(task_group(task_id), batch_message(own))
+
+
+def batch_message(changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The layer message carrying `changes`, handled by `runs_changed` on
+    the consumers."""
+    return {"type": "runs.changed", "events": changes}

@@ -169,8 +169,8 @@ def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
         return
     completions = Task.objects.values_list("succeeded_count", flat=True).get(pk=task_id)
     now = timezone.now()
-    for iteration in runs:
-        events.run_changed(
+    events.runs_changed(
+        [
             events.run_event(
                 task_id=task_id,
                 index=iteration.index,
@@ -182,7 +182,9 @@ def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
                 completions=completions,
                 at=now,
             )
-        )
+            for iteration in runs
+        ]
+    )
 
 
 def recover_interrupted_runs() -> int:
