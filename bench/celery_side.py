@@ -146,6 +146,7 @@ def round_trip(c: CeleryBaseline, wasm: bytes, n: int) -> dict[str, Any]:
         "p50_ms": pct(totals, 50),
         "p99_ms": pct(totals, 99),
         "n": n,
+        "samples_ms": totals,
         "method": "apply_async(...).get()",
     }
 

@@ -472,6 +472,7 @@ def round_trip(sys_: OurSystem, wasm: bytes, n: int, poll: float = 0.001) -> dic
         "p99_ms": pct(totals, 99),
         "n": len(totals),
         "errors": errors,
+        "samples_ms": totals,
         "post_p50_ms": pct(post_ms, 50),
         "polls_p50": pct(polls, 50),
         "breakdown_p50_ms": {k: pct(v, 50) for k, v in parts.items()},
@@ -512,6 +513,7 @@ def round_trip_ws(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
         "p99_ms": pct(totals, 99),
         "n": len(totals),
         "errors": errors,
+        "samples_ms": totals,
         "method": "REST POST /tasks (one keep-alive http.client connection), then the run's "
         "final state on ws://.../ws/tasks/",
     }
