@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,41 @@ class LeanClient:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class TaskWatch:
+    """Waits for a task's runs on its websocket stream: the client sleeps in
+    `recv` (as Celery's `get()` sleeps on Redis pub/sub) instead of polling
+    the database, which on a busy 2-core machine takes CPU from the runs
+    being timed."""
+
+    def __init__(self, port: int, task_id: str) -> None:
+        from websockets.sync.client import connect
+
+        self._ws = connect(f"ws://127.0.0.1:{port}/ws/tasks/{task_id}/", open_timeout=10)
+
+    def wait_final(self, count: int, timeout: float) -> tuple[float | None, dict[str, int]]:
+        """Until `count` runs are final. Returns (wall time the last final
+        state arrived, or None on timeout; runs per final state)."""
+        deadline = time.monotonic() + timeout
+        final: dict[int, str] = {}
+        while len(final) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, dict(Counter(final.values()))
+            try:
+                event = json.loads(self._ws.recv(timeout=left))
+            except TimeoutError:
+                continue
+            if event.get("state") in FINAL:
+                final[int(event["index"])] = event["state"]
+        return time.time(), dict(Counter(final.values()))
+
+    def __enter__(self) -> TaskWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._ws.close()
 
 
 class OurSystem:
@@ -334,6 +370,11 @@ class OurSystem:
             ).fetchall()
         )
         return done_at, states
+
+    def watch(self, task_id: str) -> TaskWatch:
+        """The task's run events (`/ws/tasks/<id>/`), connected before it is
+        submitted."""
+        return TaskWatch(self.http_port, task_id)
 
     def warm_up(self, wasm: bytes, runs: int = 8, **kw: Any) -> None:
         """Every worker compiles the module once, outside the measures."""
@@ -544,11 +585,11 @@ def punctuality(sys_: OurSystem, wasm: bytes, n: int, spacing: float) -> dict[st
 
 
 def hash_puzzle(sys_: OurSystem, wasm: bytes, difficulty: int) -> dict[str, Any]:
-    before = sys_.max_iteration_id()
     task_id = sys_.new_id("hash")
-    t0 = time.time()
-    sys_.submit(wasm, task_id=task_id, input=0, difficulty=difficulty)
-    done, _ = sys_.wait_final(before, 1, timeout=120)
+    with sys_.watch(task_id) as watch:
+        t0 = time.time()
+        sys_.submit(wasm, task_id=task_id, input=0, difficulty=difficulty)
+        done, _ = watch.wait_final(1, timeout=120)
     body = sys_.detail(task_id)
     r = _run_timings(body)[0]
     return {
@@ -560,11 +601,11 @@ def hash_puzzle(sys_: OurSystem, wasm: bytes, difficulty: int) -> dict[str, Any]
 
 
 def cpu_batch(sys_: OurSystem, wasm: bytes, n: int, iters: int) -> dict[str, Any]:
-    before = sys_.max_iteration_id()
-    t0 = time.time()
     task_id = sys_.new_id("cpu")
-    sys_.submit(wasm, task_id=task_id, repeats=n, input=1, difficulty=iters)
-    done, states = sys_.wait_final(before, n, timeout=120)
+    with sys_.watch(task_id) as watch:
+        t0 = time.time()
+        sys_.submit(wasm, task_id=task_id, repeats=n, input=1, difficulty=iters)
+        done, states = watch.wait_final(n, timeout=120)
     runs = _run_timings(sys_.detail(task_id))
     execs = [r["finished"] - r["started"] for r in runs if r["finished"] and r["started"]]
     return {

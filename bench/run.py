@@ -246,7 +246,7 @@ class Bench:
             "answers_agree": all(r["result"] == answer for r in ours_r + cel_r),
             "reps": {"ours": ours_r, "celery": cel_r, "native": native},
             "how": "native: gcc -O2 of examples/hash/hash.c, wall time of the process; "
-            "ours: POST -> result stored (DB poll); celery: apply_async -> get",
+            "ours: POST -> final state on /ws/tasks/<id>/; celery: apply_async -> get",
         }
 
     def phase_scaling(self) -> None:
