@@ -3,8 +3,6 @@ worker registry; anonymous users are sent to the login page."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -12,8 +10,7 @@ from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import services
-
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
+from tests.api.forms import HASH_WASM
 
 pytestmark = pytest.mark.django_db
 

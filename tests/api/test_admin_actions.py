@@ -4,8 +4,6 @@ worker, timings and result or error."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
@@ -17,8 +15,8 @@ from tasks_app import run_records, services
 from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Iteration
 from tasks_app.notify import GATEWAY_CHANNEL
+from tests.api.forms import HASH_WASM
 
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 PEER = "12D3KooWAdminActions"
 
 pytestmark = pytest.mark.django_db

@@ -7,26 +7,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from tasks_app import notify
 from tasks_app.models import Iteration
 from tasks_app.selectors import DueRun
-from tests.e2e.cluster import seed_form
-
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
+from tests.api.forms import form
 
 pytestmark = pytest.mark.django_db
-
-
-def form(**fields: object) -> dict[str, object]:
-    return {**seed_form(**fields), "wasm": SimpleUploadedFile("hash.wasm", HASH_WASM)}
 
 
 @pytest.fixture

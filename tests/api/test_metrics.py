@@ -5,7 +5,6 @@ database at scrape time) and the histograms and gauges the gateway records.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -16,8 +15,7 @@ from cluster_app.models import WorkerNode
 from tasks_app import metrics, run_records, services
 from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Iteration
-
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
+from tests.api.forms import HASH_WASM
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,9 +26,9 @@ from tasks_app.api import submission
 from tasks_app.api.serializers import TASK_ID_PATTERN, validate_submission
 from tasks_app.api.submission import Submission
 from tasks_app.models import Module, Task
+from tests.api.forms import HASH_WASM
 from tests.e2e.cluster import seed_form
 
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 SEED = seed_form()
 
 

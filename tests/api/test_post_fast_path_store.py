@@ -4,14 +4,11 @@ reading its bytes back, store and read back as through the ORM."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tasks_app import services
 from tasks_app.models import Iteration, Task
-
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
+from tests.api.forms import HASH_WASM
 
 
 @pytest.mark.django_db

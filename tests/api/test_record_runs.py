@@ -3,16 +3,14 @@ success is counted once, and events carry the task's completions."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 
 from tasks_app import run_records, services
 from tasks_app.journal import RunEnded, RunSent
 from tasks_app.models import Attempt, Iteration, Task
+from tests.api.forms import HASH_WASM
 
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 PEER = "12D3KooWRecordRuns"
 
 pytestmark = pytest.mark.django_db

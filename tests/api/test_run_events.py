@@ -16,7 +16,7 @@ from django.test import Client
 
 from tasks_app import events
 from tasks_app.routing import websocket_urlpatterns
-from tests.api.test_local_notify import form
+from tests.api.forms import form
 
 AT = datetime(2026, 11, 26, tzinfo=UTC)
 

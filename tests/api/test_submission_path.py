@@ -5,7 +5,6 @@ the notification carrying the new runs to the scheduler."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,14 +19,9 @@ from django.utils.dateparse import parse_datetime
 from tasks_app import services
 from tasks_app.models import Iteration, Module, Task
 from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
+from tests.api.forms import HASH_WASM, form
 from tests.e2e.cluster import seed_form
 from wwproject.asgi import ThreadedDjangoHandler, application
-
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
-
-
-def form(**fields: object) -> dict[str, object]:
-    return {**seed_form(**fields), "wasm": SimpleUploadedFile("hash.wasm", HASH_WASM)}
 
 
 def asgi_request(

@@ -4,16 +4,14 @@ listing and detail."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.utils.dateparse import parse_datetime
 
 from tasks_app.models import Iteration, Module, Task
+from tests.api.forms import HASH_WASM
 from tests.e2e.cluster import seed_form
-
-HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 
 pytestmark = pytest.mark.django_db
 
