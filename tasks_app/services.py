@@ -7,10 +7,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Model
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from tasks_app import events, schedule
@@ -98,68 +98,80 @@ def create_task(
                 retries=retries,
                 received_at=received_at,
             )
-            _insert([task])
             due = schedule.due_times(received_at, start=start, delay=delay, repeats=repeats)
-            iterations = [
-                Iteration(task=task, index=k, due_at=due_at) for k, due_at in enumerate(due)
-            ]
-            _insert(iterations, returning_pk=True)
+            run_ids = _insert_task(task, due)
     except IntegrityError:
         raise TaskAlreadyExists(task_id) from None
     log.info("task %s stored: %d runs, first due %s", task_id, len(due), due[0].isoformat())
-    if any(iteration.pk is None for iteration in iterations):
+    if run_ids is None:
         return task, []
     runs = [
         DueRun(
-            iteration_id=iteration.pk,
+            iteration_id=run_id,
             task_id=task_id,
-            index=iteration.index,
-            due_at=iteration.due_at,
+            index=index,
+            due_at=due_at,
             module_hash=module.pk,
             input=input,
             difficulty=difficulty,
             duration=duration,
             retries=retries,
         )
-        for iteration in iterations
+        for index, (run_id, due_at) in enumerate(zip(run_ids, due, strict=True))
     ]
     return task, runs
 
 
-def _insert(objs: Sequence[Model], *, returning_pk: bool = False) -> None:
-    """INSERT `objs`, all of one model, with their fields as set, in batches
-    the database takes; with `returning_pk` the database picks the primary
-    keys and they are set on `objs` (where it returns them: SQLite 3.35+,
-    PostgreSQL).
-
-    What save() and bulk_create() do, less their per-call work (signals,
-    building and compiling the query), which on SQLite costs more than the
-    statements themselves. So no signals are sent: none are connected for
-    the models this writes."""
-    db = connection
-    meta = objs[0]._meta
-    fields = [f for f in meta.concrete_fields if not (returning_pk and f.primary_key)]
-    quote = db.ops.quote_name
-    returns = returning_pk and db.features.can_return_rows_from_bulk_insert
-    insert = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+def _insert_task(task: Task, due: Sequence[datetime]) -> list[int] | None:
+    """INSERT `task` and its runs (run k due at `due[k]`), in statements
+    written out here rather than built by save() or bulk_create(): on the
+    submission path their per-call work (model instances for every run,
+    signals, compiling the query) costs more than the statements. No signals
+    are sent: none are connected for these models. Returns the runs' primary
+    keys, or None where the database does not return new rows' keys."""
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: no proxy per use
+    quote, time = db.ops.quote_name, db.ops.adapt_datetimefield_value
+    returns = db.features.can_return_rows_from_bulk_insert
+    task_columns = (
+        "id, description, module_id, duration, start, delay, repeats, input, difficulty,"
+        " retries, received_at, cancelled_at, succeeded_count"
     )
-    row = f"({', '.join(['%s'] * len(fields))})"
-    returning = f" RETURNING {quote(meta.pk.column)}" if returns else ""
-    batch = max(db.ops.bulk_batch_size(fields, objs), 1)
+    run_columns = "task_id, " + quote("index") + ", due_at, state, result, error, finished_at"
+    run_row = "(%s, %s, %s, %s, '', '', NULL)"
+    returning = " RETURNING id" if returns else ""
+    # SQLite takes at most 999 parameters per statement (older builds).
+    per_statement = 999 // 4
+    run_ids: list[int] = []
     with db.cursor() as cursor:
-        for first in range(0, len(objs), batch):
-            chunk = objs[first : first + batch]
-            params = [
-                f.get_db_prep_save(f.pre_save(obj, add=True), db) for obj in chunk for f in fields
-            ]
-            cursor.execute(insert + ", ".join([row] * len(chunk)) + returning, params)
+        cursor.execute(
+            f"INSERT INTO {quote(Task._meta.db_table)} ({task_columns})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0)",
+            [
+                task.pk,
+                task.description,
+                task.module_id,
+                task.duration,
+                task.start,
+                task.delay,
+                task.repeats,
+                task.input,
+                task.difficulty,
+                task.retries,
+                time(task.received_at),
+            ],
+        )
+        insert_runs = f"INSERT INTO {quote(Iteration._meta.db_table)} ({run_columns}) VALUES "
+        for first in range(0, len(due), per_statement):
+            chunk = due[first : first + per_statement]
+            params: list[Any] = []
+            for index, due_at in enumerate(chunk, start=first):
+                params += (task.pk, index, time(due_at), State.PENDING)
+            cursor.execute(insert_runs + ", ".join([run_row] * len(chunk)) + returning, params)
             if returns:
-                for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                    obj.pk = pk
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = db.alias
+                run_ids += (run_id for (run_id,) in cursor.fetchall())
+    task._state.adding = False
+    task._state.db = db.alias
+    return run_ids if returns else None
 
 
 def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
