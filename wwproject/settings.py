@@ -141,7 +141,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 CHANNEL_CAPACITY = _env_int("WW_CHANNEL_CAPACITY", 100_000)
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "BACKEND": "wwproject.layers.LocalChannelLayer",
         "CONFIG": {"capacity": CHANNEL_CAPACITY},
     }
 }

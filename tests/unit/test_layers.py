@@ -1,0 +1,67 @@
+"""The embedded channel layer: a group message reaches every member, each
+its own copy, in order, in the sender's loop turn; a full member is
+skipped without stopping the others."""
+
+from __future__ import annotations
+
+import asyncio
+
+from wwproject.layers import LocalChannelLayer
+
+
+def test_a_group_message_is_on_every_members_queue_when_group_send_returns() -> None:
+    async def main() -> None:
+        layer = LocalChannelLayer(capacity=10)
+        a, b = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("watchers", a)
+        await layer.group_add("watchers", b)
+        await layer.group_add("others", await layer.new_channel())
+        message = {"type": "runs.changed", "events": [{"index": 0}]}
+        turns: list[str] = []
+        asyncio.get_running_loop().call_soon(turns.append, "a loop turn passed")
+        await layer.group_send("watchers", message)
+        # Queued in this very turn (Channels' own layer lets the loop turn).
+        assert turns == []
+        assert layer.channels[a].qsize() == 1 and layer.channels[b].qsize() == 1
+        got_a, got_b = await layer.receive(a), await layer.receive(b)
+        assert got_a == message and got_b == message
+        got_a["events"].append("changed by one watcher")
+        assert got_b["events"] == [{"index": 0}] and message["events"] == [{"index": 0}]
+
+    asyncio.run(main())
+
+
+def test_messages_arrive_in_the_order_sent() -> None:
+    async def main() -> None:
+        layer = LocalChannelLayer(capacity=10)
+        channel = await layer.new_channel()
+        await layer.group_add("watchers", channel)
+        for n in range(5):
+            await layer.group_send("watchers", {"type": "x", "n": n})
+        assert [(await layer.receive(channel))["n"] for _ in range(5)] == [0, 1, 2, 3, 4]
+
+    asyncio.run(main())
+
+
+def test_a_full_member_is_skipped_and_the_others_still_get_the_message() -> None:
+    async def main() -> None:
+        layer = LocalChannelLayer(capacity=1)
+        full, free = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("watchers", full)
+        await layer.send(full, {"type": "x", "n": "first"})
+        await layer.group_add("watchers", free)
+        await layer.group_send("watchers", {"type": "x", "n": "second"})
+        assert (await layer.receive(full))["n"] == "first"
+        assert layer.channels.get(full) is None  # the second was not queued there
+        assert (await layer.receive(free))["n"] == "second"
+
+    asyncio.run(main())
+
+
+def test_a_group_nobody_joined_takes_the_message_and_drops_it() -> None:
+    async def main() -> None:
+        layer = LocalChannelLayer()
+        await layer.group_send("nobody", {"type": "x"})
+        assert layer.channels == {}
+
+    asyncio.run(main())
