@@ -133,6 +133,88 @@ class LeanClient:
         self._conn.close()
 
 
+class LeanWebSocket:
+    """A websocket client reading frames on the calling thread, for the
+    round trips: the `websockets` sync client reads on a thread of its own
+    and hands each message over (two thread wake-ups and GIL hand-offs,
+    ~0.2 ms in the client process that a round trip would count as ours).
+    Celery's `get()` reads Redis pub/sub on the calling thread too."""
+
+    def __init__(self, port: int, path: str) -> None:
+        import base64
+        import socket
+
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self._sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self._buf = b""
+        while b"\r\n\r\n" not in self._buf:
+            self._fill()
+        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(f"websocket {path}: {head[:200]!r}")
+
+    def recv_json(self, timeout: float) -> Any:
+        """The next text message, parsed; pings are answered on the way."""
+        self._sock.settimeout(timeout)
+        while True:
+            opcode, payload = self._frame()
+            if opcode == 1:
+                return json.loads(payload)
+            if opcode == 9:
+                self._send(10, payload)
+            elif opcode == 8:
+                raise ConnectionError("websocket closed by the server")
+
+    def close(self) -> None:
+        try:
+            self._send(8, b"\x03\xe8")
+        finally:
+            self._sock.close()
+
+    def __enter__(self) -> LeanWebSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _frame(self) -> tuple[int, bytes]:
+        # Server frames are unmasked; messages here are never fragmented.
+        self._need(2)
+        opcode, length = self._buf[0] & 0x0F, self._buf[1] & 0x7F
+        header = 2
+        if length == 126:
+            self._need(4)
+            length, header = int.from_bytes(self._buf[2:4], "big"), 4
+        elif length == 127:
+            self._need(10)
+            length, header = int.from_bytes(self._buf[2:10], "big"), 10
+        self._need(header + length)
+        payload = self._buf[header : header + length]
+        self._buf = self._buf[header + length :]
+        return opcode, payload
+
+    def _need(self, n: int) -> None:
+        while len(self._buf) < n:
+            self._fill()
+
+    def _fill(self) -> None:
+        data = self._sock.recv(65536)
+        if not data:
+            raise ConnectionError("websocket connection closed")
+        self._buf += data
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self._sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+
 class TaskWatch:
     """Waits for a task's runs on its websocket stream: the client sleeps in
     `recv` (as Celery's `get()` sleeps on Redis pub/sub) instead of polling
@@ -525,14 +607,10 @@ def round_trip(sys_: OurSystem, wasm: bytes, n: int, poll: float = 0.001) -> dic
 def round_trip_ws(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
     """POST one run due now; wait for its final state on the websocket
     stream /ws/tasks/ (connected once, before the first POST)."""
-    import json
-
-    from websockets.sync.client import connect
-
     totals = []
     errors = 0
     client = sys_.lean_client()
-    with connect(f"ws://127.0.0.1:{sys_.http_port}/ws/tasks/", open_timeout=10) as ws:
+    with LeanWebSocket(sys_.http_port, "/ws/tasks/") as ws:
         for _ in range(n):
             task_id = sys_.new_id("rtws")
             t0 = time.time()
@@ -540,7 +618,7 @@ def round_trip_ws(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
             deadline = time.monotonic() + 30
             ok = False
             while time.monotonic() < deadline:
-                msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                msg = ws.recv_json(timeout=max(0.01, deadline - time.monotonic()))
                 if msg.get("task") == task_id and msg.get("state") in FINAL:
                     ok = msg.get("state") == "succeeded"
                     break
@@ -556,7 +634,7 @@ def round_trip_ws(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
         "errors": errors,
         "samples_ms": totals,
         "method": "REST POST /tasks (one keep-alive http.client connection), then the run's "
-        "final state on ws://.../ws/tasks/",
+        "final state on ws://.../ws/tasks/ (frames read on the client's thread)",
     }
 
 
