@@ -5,7 +5,6 @@ WebSockets (live run events) through Channels."""
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import os
 from collections.abc import Callable
@@ -53,17 +52,19 @@ class ThreadedDjangoHandler(ASGIHandler):
         except RequestAborted:
             return
         try:
-            response = await self._in_thread(self._respond, scope, body)
-            await _after_what_it_set_off()
+            response = await self.in_thread(self._respond, scope, body)
+            await notify.dispatch_turns()
             try:
                 await self.send_response(response, send)
             finally:
                 if response.streaming:
-                    await self._in_thread(response.close)
+                    await self.in_thread(response.close)
         finally:
             body.close()
 
-    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on one of the request threads (each keeps its
+        database connection), awaited."""
         # The request's context holds nothing the thread needs: an empty one
         # spares copying it there and back.
         call = sync_to_async(
@@ -85,29 +86,12 @@ class ThreadedDjangoHandler(ASGIHandler):
         return response
 
 
-# Loop turns from a submission's notification to its first run's call being
-# on the wire: the scheduler wakes, the dispatch task starts, Cap'n Proto's
-# event loop flushes (each of these is a callback scheduled by the one before).
-_DISPATCH_TURNS = 3
-
-
-async def _after_what_it_set_off() -> None:
-    """Let the work a request queued on this loop go before its response.
-
-    A `POST /tasks` hands its runs to the scheduler on this loop; a run due
-    now then takes a few loop turns to reach its worker. Without this the
-    response, ready at the same moment, is written first, and the run waits
-    for it (~0.25 ms). The client waiting for the run's result needs both;
-    the run is the one with further to go. An idle loop passes the turns in
-    a few microseconds."""
-    for _ in range(_DISPATCH_TURNS):
-        await asyncio.sleep(0)
-
-
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from tasks_app import notify  # noqa: E402
+from tasks_app.api.lane import SubmissionLane  # noqa: E402
 from tasks_app.routing import origin_checked, websocket_urlpatterns  # noqa: E402
 from wwproject.limits import BodySizeLimit  # noqa: E402
 
@@ -116,7 +100,9 @@ django_application = ThreadedDjangoHandler(threads=settings.WW_HTTP_THREADS)
 application = ProtocolTypeRouter(
     {
         "http": BodySizeLimit(
-            ASGIStaticFilesHandler(django_application),
+            SubmissionLane(
+                ASGIStaticFilesHandler(django_application), in_thread=django_application.in_thread
+            ),
             limit=settings.WW_MODULE_MAX_BYTES + 1024 * 1024,
         ),
         "websocket": origin_checked(URLRouter(websocket_urlpatterns)),

@@ -108,21 +108,46 @@ def _plain_submission(request: Request) -> Submission | None:
 
 def _plain_form(request: Request) -> tuple[dict[str, str], bytes] | None:
     """The form's text fields and its module, or None where DRF should parse it."""
-    match = _MULTIPART.fullmatch(request.META.get("CONTENT_TYPE", ""))
-    if match is None:
-        return None
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if length <= 0 or (limit is not None and length > limit):
+    boundary = plain_boundary(
+        request.META.get("CONTENT_TYPE", ""), request.META.get("CONTENT_LENGTH")
+    )
+    if boundary is None:
         return None
     try:
         body: bytes = request.body
     except RawPostDataException:  # read already (a session's CSRF check): DRF has it
         return None
-    return _split(body, b"--" + match[1].encode())
+    return _split(body, boundary)
+
+
+def plain_boundary(content_type: str, content_length: str | None) -> bytes | None:
+    """The multipart delimiter of a form sent the plain way, judged by its
+    headers (a token boundary, a length within DATA_UPLOAD_MAX_MEMORY_SIZE),
+    or None."""
+    match = _MULTIPART.fullmatch(content_type)
+    if match is None:
+        return None
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        return None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if length <= 0 or (limit is not None and length > limit):
+        return None
+    return b"--" + match[1].encode()
+
+
+def plain_submission(body: bytes, boundary: bytes) -> Submission | None:
+    """The submission in a plain form's body, if every value in it is
+    plainly valid (and its module within WW_MODULE_MAX_BYTES), else None:
+    DRF's way then reads it, and answers whatever is wrong."""
+    form = _split(body, boundary)
+    if form is None:
+        return None
+    submission = _plain_values(*form)
+    if submission is None or len(submission.wasm) > settings.WW_MODULE_MAX_BYTES:
+        return None
+    return submission
 
 
 def _split(body: bytes, delimiter: bytes) -> tuple[dict[str, str], bytes] | None:

@@ -4,13 +4,11 @@ the notification carrying the new runs to the scheduler."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
-from asgiref.testing import ApplicationCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.backends.signals import connection_created
 from django.test import Client
@@ -19,48 +17,10 @@ from django.utils.dateparse import parse_datetime
 from tasks_app import services
 from tasks_app.models import Iteration, Module, Task
 from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
+from tests.api.asgi import asgi_request
 from tests.api.forms import HASH_WASM, form
 from tests.e2e.cluster import seed_form
 from wwproject.asgi import ThreadedDjangoHandler, application
-
-
-def asgi_request(
-    app: Any, method: str, path: str, **httpx_kwargs: Any
-) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP request through an ASGI app, as daphne would pass it."""
-    request = httpx.Request(method, f"http://127.0.0.1:8080{path}", **httpx_kwargs)
-    body = request.read()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in request.headers.items()],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8080),
-    }
-
-    async def exchange() -> tuple[int, dict[str, str], bytes]:
-        app_instance = ApplicationCommunicator(app, scope)
-        await app_instance.send_input({"type": "http.request", "body": body})
-        start = await app_instance.receive_output(10)
-        content = b""
-        while True:
-            message = await app_instance.receive_output(10)
-            content += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        await app_instance.wait(10)
-        headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-        return start["status"], headers, content
-
-    return asyncio.run(exchange())
-
 
 # -- the service -----------------------------------------------------------------
 

@@ -1,0 +1,162 @@
+"""The submission lane (tasks_app/api/lane.py): a plain `POST /tasks` is
+answered without Django's request machinery, with the same 201 Django gives;
+every request it does not take reaches Django whole, body included, and gets
+Django's answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.signals import request_started
+from django.test import override_settings
+
+from tasks_app.models import Iteration, Task
+from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
+from tests.api.asgi import asgi_request
+from tests.api.forms import HASH_WASM
+from tests.e2e.cluster import seed_form
+from wwproject.asgi import application, django_application
+
+FILES = {"wasm": ("hash.wasm", HASH_WASM)}
+# What differs between two submissions of the same form: who and when.
+PER_TASK = {"id", "received_at", "next_due_at"}
+
+
+@pytest.fixture
+def django_requests() -> Iterator[list[object]]:
+    """Requests that went through Django's handler (its request_started)."""
+    seen: list[object] = []
+
+    def count(sender: object, **kwargs: object) -> None:
+        seen.append(sender)
+
+    request_started.connect(count)
+    yield seen
+    request_started.disconnect(count)
+
+
+def post(app: Any, task_id: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+    data = kwargs.pop("data", None) or seed_form(id=task_id)
+    status, headers, content = asgi_request(app, "POST", "/tasks", data=data, files=FILES, **kwargs)
+    return status, headers, httpx.Response(status, content=content).json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_post_skips_django_and_gets_the_answer_django_gives(
+    django_requests: list[object], layer: Any
+) -> None:
+    status, headers, body = post(application, "lane")
+    assert django_requests == []  # the lane answered
+    assert status == 201
+    django_status, django_headers, django_body = post(django_application, "django")
+    assert len(django_requests) == 1
+    assert status == django_status
+    assert headers.keys() == django_headers.keys()
+    for name in headers.keys() - {"location", "content-length"}:
+        assert headers[name] == django_headers[name], name
+    assert headers["location"] == "/tasks/lane"
+    assert body.keys() == django_body.keys()
+    assert {k: v for k, v in body.items() if k not in PER_TASK} == {
+        k: v for k, v in django_body.items() if k not in PER_TASK
+    }
+    task = Task.objects.get(pk="lane")
+    assert task.received_at.isoformat().replace("+00:00", "Z") == body["received_at"]
+    stored = list(Iteration.objects.filter(task_id="lane").order_by("index"))
+    assert len(stored) == 3
+    # The scheduler was told, with the runs (no gateway in this process: the layer).
+    message = async_to_sync(layer.receive)(GATEWAY_CHANNEL)
+    assert message["task"] == "lane"
+    assert [run_from_message(f).iteration_id for f in message["runs"]] == [r.pk for r in stored]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("why", "headers", "expected"),
+    [
+        ("a session cookie", {"Cookie": "sessionid=x"}, 201),
+        ("a token", {"Authorization": "Token nope"}, 401),
+        ("a browser", {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, 201),
+    ],
+)
+def test_requests_with_credentials_or_other_wishes_go_to_django(
+    why: str, headers: dict[str, str], expected: int, django_requests: list[object]
+) -> None:
+    status, answer, _ = asgi_request(
+        application, "POST", "/tasks", data=seed_form(id="t"), files=FILES, headers=headers
+    )
+    assert len(django_requests) == 1, why
+    assert status == expected, why
+    if why == "a browser":
+        assert answer["content-type"].startswith("text/html")  # DRF's browsable API
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_string_goes_to_django(django_requests: list[object]) -> None:
+    status, _, _ = asgi_request(
+        application, "POST", "/tasks?format=json", data=seed_form(id="q"), files=FILES
+    )
+    assert len(django_requests) == 1 and status == 201
+    assert Task.objects.filter(pk="q").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invalid_form_reaches_django_whole_and_gets_its_error(
+    django_requests: list[object],
+) -> None:
+    status, _, body = post(application, "bad", data=seed_form(id="bad", repeats="-1"))
+    assert len(django_requests) == 1  # the body was replayed to Django
+    assert status == 400 and body["field"] == "repeats"
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_id_is_refused_by_django_and_nothing_is_stored_twice(
+    django_requests: list[object],
+) -> None:
+    assert post(application, "twice")[0] == 201
+    status, _, body = post(application, "twice")
+    assert len(django_requests) == 1
+    assert status == 409 and body["field"] == "id"
+    assert Iteration.objects.filter(task_id="twice").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invalid_module_is_refused_by_django(django_requests: list[object]) -> None:
+    status, _, body = asgi_request(
+        application,
+        "POST",
+        "/tasks",
+        data=seed_form(id="junk"),
+        files={"wasm": ("junk.wasm", b"not wasm at all")},
+    )
+    assert len(django_requests) == 1
+    assert status == 400 and b"wasm" in body
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_host_django_refuses_is_refused(django_requests: list[object]) -> None:
+    status, _, _ = asgi_request(
+        application,
+        "POST",
+        "/tasks",
+        data=seed_form(id="evil"),
+        files=FILES,
+        headers={"Host": "evil.example"},
+    )
+    assert len(django_requests) == 1 and status == 400
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(WW_WRITES_NEED_AUTH="true")
+def test_where_writes_need_a_user_the_lane_stays_out(django_requests: list[object]) -> None:
+    status, _, _ = asgi_request(
+        application, "POST", "/tasks", data=seed_form(id="anon"), files=FILES
+    )
+    assert len(django_requests) == 1 and status == 401
+    assert not Task.objects.exists()
