@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from tasks_app import events, schedule
+from tasks_app import events, notify, schedule
 from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.selectors import DueRun
@@ -102,7 +102,6 @@ def create_task(
             run_ids = _insert_task(task, due)
     except IntegrityError:
         raise TaskAlreadyExists(task_id) from None
-    log.info("task %s stored: %d runs, first due %s", task_id, len(due), due[0].isoformat())
     if run_ids is None:
         return task, []
     runs = [
@@ -120,6 +119,40 @@ def create_task(
         for index, (run_id, due_at) in enumerate(zip(run_ids, due, strict=True))
     ]
     return task, runs
+
+
+def submit_task(
+    *,
+    task_id: str,
+    description: str,
+    wasm: bytes,
+    duration: float,
+    start: float,
+    delay: float,
+    repeats: int,
+    input: int,
+    difficulty: int,
+    retries: int = 0,
+) -> Task:
+    """A submission: the task stored (`create_task`), its runs handed to the
+    scheduler, then logged (the log line comes last: a run due now should
+    not wait for it)."""
+    task, runs = create_task(
+        task_id=task_id,
+        description=description,
+        wasm=wasm,
+        duration=duration,
+        start=start,
+        delay=delay,
+        repeats=repeats,
+        input=input,
+        difficulty=difficulty,
+        retries=retries,
+    )
+    notify.task_submitted(task.pk, runs)
+    first_due = schedule.due_time(task.received_at, start=start, delay=delay, index=0)
+    log.info("task %s stored: %d runs, first due %s", task_id, task.run_count, first_due)
+    return task
 
 
 def _insert_task(task: Task, due: Sequence[datetime]) -> list[int] | None:

@@ -21,15 +21,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.http import HttpRequest
 from rest_framework.renderers import JSONRenderer
 
-from tasks_app import notify, selectors, services
+from tasks_app import notify, selectors
 from tasks_app.api.permissions import writes_need_auth
 from tasks_app.api.serializers import task_summary
-from tasks_app.api.submission import Submission, plain_boundary, plain_submission
+from tasks_app.api.submission import Submission, plain_boundary, plain_submission, submit
 from tasks_app.api.views import TaskListView
+from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists
 from tasks_app.models import Task
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -86,22 +87,9 @@ def _store(submission: Submission) -> Task | None:
     invalid module, a database error): nothing is stored then."""
     close_old_connections()  # as a request's start would: a broken or old one goes
     try:
-        task, runs = services.create_task(
-            task_id=submission.id,
-            description=submission.description,
-            wasm=submission.wasm,
-            duration=submission.duration,
-            start=submission.start,
-            delay=submission.delay,
-            repeats=submission.repeats,
-            input=submission.input,
-            difficulty=submission.difficulty,
-            retries=submission.retries,
-        )
-    except Exception:  # noqa: BLE001 - one transaction: Django's way says why
-        return None
-    notify.task_submitted(task.pk, runs)
-    return task
+        return submit(submission)
+    except (TaskAlreadyExists, InvalidField, ModuleTooLarge, DatabaseError):
+        return None  # one transaction: nothing is stored, and Django's way says why
 
 
 def _plain_post(scope: dict[str, Any]) -> bytes | None:

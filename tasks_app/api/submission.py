@@ -24,8 +24,10 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.request import Request
 
+from tasks_app import services
 from tasks_app.api.serializers import TASK_ID_PATTERN, submission_fields, validate_submission
 from tasks_app.exceptions import ModuleTooLarge
+from tasks_app.models import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,22 @@ def read_submission(request: Request) -> Submission:
     elif len(submission.wasm) > settings.WW_MODULE_MAX_BYTES:
         raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
     return submission
+
+
+def submit(submission: Submission) -> Task:
+    """Store the task and hand its runs to the scheduler."""
+    return services.submit_task(
+        task_id=submission.id,
+        description=submission.description,
+        wasm=submission.wasm,
+        duration=submission.duration,
+        start=submission.start,
+        delay=submission.delay,
+        repeats=submission.repeats,
+        input=submission.input,
+        difficulty=submission.difficulty,
+        retries=submission.retries,
+    )
 
 
 def _submission(values: dict[str, Any]) -> Submission:

@@ -21,7 +21,7 @@ from tasks_app.api.serializers import (
     task_summaries,
     task_summary,
 )
-from tasks_app.api.submission import read_submission
+from tasks_app.api.submission import read_submission, submit
 from tasks_app.exceptions import ModuleTooLarge
 
 _ERROR = OpenApiResponse(ErrorSerializer, description="JSON naming the field and the problem")
@@ -79,19 +79,7 @@ class TaskListView(APIView):
     def post(self, request: Request) -> Response:
         _refuse_oversized(request)
         submission = read_submission(request)
-        task, runs = services.create_task(
-            task_id=submission.id,
-            description=submission.description,
-            wasm=submission.wasm,
-            duration=submission.duration,
-            start=submission.start,
-            delay=submission.delay,
-            repeats=submission.repeats,
-            input=submission.input,
-            difficulty=submission.difficulty,
-            retries=submission.retries,
-        )
-        notify.task_submitted(task.pk, runs)
+        task = submit(submission)
         # The task as the listing shows it (nothing has run yet); its runs
         # are at the Location.
         body = task_summary(selectors.as_new(task))
