@@ -66,7 +66,12 @@ class GatewayNode:
         self.peer_id = config.identity.peer_id
         self.pool = WorkerPool()
         self.channel: SyncChannel[Offer] = SyncChannel()
-        self.journal = Journal(_write_journal, publish=events.publish_runs)
+        # On SQLite, an idle gateway's small batches are written on the event
+        # loop (run_records.LoopWriter); the rest on the journal's thread.
+        self._loop_writer = run_records.loop_writer()
+        self.journal = Journal(
+            _write_journal, publish=events.publish_runs, write_here=self._loop_writer
+        )
         self.scheduler = Scheduler(
             self.pool,
             self.journal,
@@ -150,6 +155,8 @@ class GatewayNode:
             # Last: it writes what the scheduler recorded before it stopped.
             self._journal_task.cancel()
             await asyncio.gather(self._journal_task, return_exceptions=True)
+        if self._loop_writer is not None:
+            self._loop_writer.close()
         self.pool.clear()
         if self.listener is not None:
             await self.listener.close()

@@ -24,7 +24,22 @@ class PooledWorker:
     in_flight: int = 0
     dispatched: int = 0
     draining: bool = False  # leaving gracefully: no new runs
-    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when removed
+    removed: bool = False
+    _gone: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def gone(self) -> asyncio.Future[None]:
+        """Done once the worker is removed from the pool. One future per
+        worker, which every call on it waits on too (not a task per call)."""
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+            if self.removed:
+                self._gone.set_result(None)
+        return self._gone
+
+    def mark_removed(self) -> None:
+        self.removed = True
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
 
     def capacity(self, queue: int) -> int:
         """Runs it may hold: one per slot, plus `queue` per slot waiting there."""
@@ -82,7 +97,7 @@ class WorkerPool:
         calls fail). True if it was in the pool."""
         removed = self._workers.pop(worker.key, None) is not None
         worker.capability = None
-        worker.gone.set()
+        worker.mark_removed()
         if removed:
             self._notify()
         return removed

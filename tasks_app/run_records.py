@@ -11,6 +11,7 @@ counted) once whatever is replayed."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import events
-from tasks_app.journal import Record, RunEnded, RunSent
+from tasks_app.journal import Record, RunEnded, RunSent, WriteElsewhere
 from tasks_app.models import Attempt, Iteration, Task
 
 State = Iteration.State
@@ -34,59 +35,118 @@ Key = tuple[int, int]  # an attempt: (run id, attempt number)
 
 
 def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
-    """Write a batch; returns the run events to publish (every change of a
-    run's state, in order: a run sent and ended in one batch gives both)."""
+    """Write a batch through Django's connection (on the journal's thread);
+    returns the run events to publish (every change of a run's state, in
+    order: a run sent and ended in one batch gives both)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    with transaction.atomic(using=db.alias), contextlib.closing(db.connection.cursor()) as cursor:
+        return _record(records, _Statements(cursor, db))
+
+
+class LoopWriter:
+    """`record_runs` for the event loop, on an SQLite database: a connection
+    of its own that never waits for the write lock. When another connection
+    holds it (a request storing a task), WriteElsewhere, at once: the
+    journal then writes the batch on its thread, which may wait. Otherwise
+    the batch takes the lock for the few statements it needs (a fraction of
+    a millisecond), so the requests that wait for it wait no longer than
+    they would for the journal's thread."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def __call__(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # busy: another writer has the lock
+            raise WriteElsewhere(str(exc)) from None
+        try:
+            with contextlib.closing(conn.cursor()) as cursor:
+                events = _record(records, _Statements(cursor, connections[DEFAULT_DB_ALIAS]))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return events
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # Autocommit mode (the transaction is ours), no busy wait; the
+            # file's WAL mode is set by Django's connections already.
+            conn = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, uri=self._path.startswith("file:")
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+        return self._conn
+
+
+def loop_writer() -> LoopWriter | None:
+    """A LoopWriter for the default database if it is SQLite."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "sqlite":
+        return None
+    return LoopWriter(str(db.settings_dict["NAME"]))
+
+
+def _record(records: Sequence[Record], sql: _Statements) -> list[dict[str, Any]]:
+    """The batch's statements, inside the caller's transaction."""
     now = timezone.now()
     run_ids = sorted({r.iteration_id for r in records})
     task_ids = sorted({r.task_id for r in records})
-    db = connections[DEFAULT_DB_ALIAS]
-    with transaction.atomic(using=db.alias), contextlib.closing(_Statements(db)) as sql:
-        # On SQLite the transaction began IMMEDIATE (settings), holding the
-        # write lock, so nothing read below changes before it ends. On
-        # PostgreSQL the rows are locked: tasks before runs, the order cancel
-        # and re-run lock them in, so a batch and a cancellation never wait
-        # for each other (deadlock).
-        if sql.locks_rows:
-            sql.select(
-                f"SELECT id FROM {sql.task} WHERE id IN {{}} ORDER BY id FOR UPDATE", task_ids
-            )
-        lock = " FOR UPDATE" if sql.locks_rows else ""
-        states: dict[int, str] = dict(
-            sql.select(f"SELECT id, state FROM {sql.run} WHERE id IN {{}}{lock}", run_ids)
+    # On SQLite the transaction began IMMEDIATE (settings), holding the
+    # write lock, so nothing read below changes before it ends. On
+    # PostgreSQL the rows are locked: tasks before runs, the order cancel
+    # and re-run lock them in, so a batch and a cancellation never wait
+    # for each other (deadlock).
+    if sql.locks_rows:
+        sql.select(f"SELECT id FROM {sql.task} WHERE id IN {{}} ORDER BY id FOR UPDATE", task_ids)
+    lock = " FOR UPDATE" if sql.locks_rows else ""
+    states: dict[int, str] = dict(
+        sql.select(f"SELECT id, state FROM {sql.run} WHERE id IN {{}}{lock}", run_ids)
+    )
+    known: dict[Key, str] = {
+        (run_id, number): outcome
+        for run_id, number, outcome in sql.select(
+            f"SELECT iteration_id, number, outcome FROM {sql.attempt} WHERE iteration_id IN {{}}",
+            run_ids,
         )
-        known: dict[Key, str] = {
-            (run_id, number): outcome
-            for run_id, number, outcome in sql.select(
-                f"SELECT iteration_id, number, outcome FROM {sql.attempt}"
-                " WHERE iteration_id IN {}",
-                run_ids,
-            )
-        }
-        inserted = _new_attempts(records, known)
-        running = set(inserted) | {key for key, outcome in known.items() if outcome == _RUNNING}
-        changes, moves, tally = _play(records, states, running)
-        ended = {(r.iteration_id, r.number): r for r in records if isinstance(r, RunEnded)}
-        sql.insert_attempts([inserted[key] for key in sorted(inserted)], ended, now)
-        sql.settle_attempts(
-            [r for key, r in ended.items() if key in running and key not in inserted], now
-        )
-        sql.write_runs(changes, now)
-        succeeded = Counter(r.task_id for state, r in moves if state == State.SUCCEEDED)
-        sql.many(
-            f"UPDATE {sql.task} SET succeeded_count = succeeded_count + %s WHERE id = %s",
-            [(n, task_id) for task_id, n in sorted(succeeded.items())],
-        )
-        sql.many(
-            f"UPDATE {sql.worker} SET completed = completed + %s, failed = failed + %s,"
-            " last_seen = %s WHERE peer_id = %s",
-            [(ok, bad, sql.time(now), peer) for peer, (ok, bad) in sorted(tally.items())],
-        )
-        moved_tasks = sorted({r.task_id for _, r in moves})
-        completions: dict[str, int] = dict(
-            sql.select(f"SELECT id, succeeded_count FROM {sql.task} WHERE id IN {{}}", moved_tasks)
-            if moved_tasks
-            else []
-        )
+    }
+    inserted = _new_attempts(records, known)
+    running = set(inserted) | {key for key, outcome in known.items() if outcome == _RUNNING}
+    changes, moves, tally = _play(records, states, running)
+    ended = {(r.iteration_id, r.number): r for r in records if isinstance(r, RunEnded)}
+    sql.insert_attempts([inserted[key] for key in sorted(inserted)], ended, now)
+    sql.settle_attempts(
+        [r for key, r in ended.items() if key in running and key not in inserted], now
+    )
+    sql.write_runs(changes, now)
+    succeeded = Counter(r.task_id for state, r in moves if state == State.SUCCEEDED)
+    sql.many(
+        f"UPDATE {sql.task} SET succeeded_count = succeeded_count + %s WHERE id = %s",
+        [(n, task_id) for task_id, n in sorted(succeeded.items())],
+    )
+    sql.many(
+        f"UPDATE {sql.worker} SET completed = completed + %s, failed = failed + %s,"
+        " last_seen = %s WHERE peer_id = %s",
+        [(ok, bad, sql.time(now), peer) for peer, (ok, bad) in sorted(tally.items())],
+    )
+    moved_tasks = sorted({r.task_id for _, r in moves})
+    completions: dict[str, int] = dict(
+        sql.select(f"SELECT id, succeeded_count FROM {sql.task} WHERE id IN {{}}", moved_tasks)
+        if moved_tasks
+        else []
+    )
     return [
         events.run_event(
             task_id=r.task_id,
@@ -159,9 +219,8 @@ class _Statements:
     placeholders, converted for drivers that want `?`, and a driver error
     is the driver's own (the journal retries whatever fails)."""
 
-    def __init__(self, db: BaseDatabaseWrapper) -> None:
-        db.ensure_connection()
-        self._cursor = db.connection.cursor()
+    def __init__(self, cursor: Any, db: BaseDatabaseWrapper) -> None:
+        self._cursor = cursor
         self._qmark = db.vendor == "sqlite"
         self.locks_rows = db.features.has_select_for_update
         quote = db.ops.quote_name
@@ -180,9 +239,6 @@ class _Statements:
     def many(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             self._cursor.executemany(self._driver(statement), rows)
-
-    def close(self) -> None:
-        self._cursor.close()
 
     def _driver(self, statement: str) -> str:
         return statement.replace("%s", "?") if self._qmark else statement

@@ -375,7 +375,7 @@ class Scheduler:
         if capability is None:
             raise WorkerVanished("worker left the pool")
         call = asyncio.ensure_future(getattr(capability, method)(**params))
-        gone = asyncio.ensure_future(worker.gone.wait())
+        gone = worker.gone()
         try:
             done, _ = await asyncio.wait(
                 {call, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -386,10 +386,9 @@ class Scheduler:
                 raise WorkerVanished("worker left the pool mid-run")
             raise TimeoutError(f"no answer within {timeout:.0f} s")
         finally:
-            for future in (call, gone):
-                if not future.done():
-                    future.cancel()
-            await asyncio.gather(call, gone, return_exceptions=True)
+            if not call.done():
+                call.cancel()
+                await asyncio.gather(call, return_exceptions=True)
 
     def _lost(self, run: DueRun, worker: PooledWorker, number: int, exc: Exception) -> None:
         reason = _first_line(exc)

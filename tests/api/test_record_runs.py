@@ -3,17 +3,38 @@ success is counted once, and events carry the task's completions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from tasks_app import run_records, services
-from tasks_app.journal import RunEnded, RunSent
+from tasks_app.journal import Record, RunEnded, RunSent, WriteElsewhere
 from tasks_app.models import Attempt, Iteration, Task
 from tests.api.forms import HASH_WASM
 
 PEER = "12D3KooWRecordRuns"
 
-pytestmark = pytest.mark.django_db
+# transaction=True: the event loop's writer has a connection of its own, which
+# sees only what is committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Writer = Callable[[list[Record]], list[dict[str, Any]]]
+
+
+@pytest.fixture(params=["on the journal's thread", "on the event loop"])
+def record_runs(request: pytest.FixtureRequest) -> Iterator[Writer]:
+    """Both writers of a batch: Django's connection (run_records.record_runs)
+    and the event loop's own SQLite connection (run_records.LoopWriter)."""
+    if request.param == "on the journal's thread":
+        yield run_records.record_runs
+        return
+    writer = run_records.loop_writer()
+    assert writer is not None  # the tests run on SQLite
+    yield writer
+    writer.close()
 
 
 def _task(task_id: str = "t", repeats: int = 2) -> list[Iteration]:
@@ -55,9 +76,9 @@ def _ended(run: Iteration, outcome: str, run_state: str | None = None, number: i
     )
 
 
-def test_sent_then_ended_in_one_batch_and_events_count_completions() -> None:
+def test_sent_then_ended_in_one_batch_and_events_count_completions(record_runs: Writer) -> None:
     first, second = _task()
-    events = run_records.record_runs([_sent(first), _sent(second), _ended(first, "succeeded")])
+    events = record_runs([_sent(first), _sent(second), _ended(first, "succeeded")])
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.state, first.result) == ("succeeded", "2832")
@@ -67,31 +88,31 @@ def test_sent_then_ended_in_one_batch_and_events_count_completions() -> None:
     assert by_index[1]["state"] == "running"
 
 
-def test_a_success_is_written_once() -> None:
+def test_a_success_is_written_once(record_runs: Writer) -> None:
     run, _ = _task()
-    run_records.record_runs([_sent(run), _ended(run, "succeeded")])
-    again = run_records.record_runs([_ended(run, "succeeded")])
+    record_runs([_sent(run), _ended(run, "succeeded")])
+    again = record_runs([_ended(run, "succeeded")])
     assert again == []
     assert Attempt.objects.filter(iteration=run, outcome="succeeded").count() == 1
 
 
-def test_lost_attempt_puts_the_run_back_and_the_retry_is_a_new_attempt() -> None:
+def test_lost_attempt_puts_the_run_back_and_the_retry_is_a_new_attempt(record_runs: Writer) -> None:
     run, _ = _task()
-    run_records.record_runs([_sent(run), _ended(run, "lost", "pending")])
+    record_runs([_sent(run), _ended(run, "lost", "pending")])
     run.refresh_from_db()
     assert run.state == "pending"
-    run_records.record_runs([_sent(run, 2), _ended(run, "succeeded", number=2)])
+    record_runs([_sent(run, 2), _ended(run, "succeeded", number=2)])
     run.refresh_from_db()
     assert run.state == "succeeded"
     assert list(run.attempts.values_list("number", "outcome")) == [(1, "lost"), (2, "succeeded")]
 
 
-def test_a_run_cancelled_before_its_records_arrive_stays_cancelled() -> None:
+def test_a_run_cancelled_before_its_records_arrive_stays_cancelled(record_runs: Writer) -> None:
     """The scheduler may dispatch a run just before it hears of the cancel:
     the run's records then change nothing, and no success is counted."""
     run, _ = _task()
     services.cancel_task(task_id="t")
-    events = run_records.record_runs([_sent(run), _ended(run, "succeeded")])
+    events = record_runs([_sent(run), _ended(run, "succeeded")])
     run.refresh_from_db()
     assert run.state == "cancelled"
     assert events == []
@@ -99,10 +120,10 @@ def test_a_run_cancelled_before_its_records_arrive_stays_cancelled() -> None:
     assert Attempt.objects.get(iteration=run).outcome == "succeeded"  # what the worker did
 
 
-def test_every_try_of_a_run_in_one_batch_is_played_in_order() -> None:
+def test_every_try_of_a_run_in_one_batch_is_played_in_order(record_runs: Writer) -> None:
     """A lost try, its retry and the retry's success can share a batch."""
     run, other = _task()
-    events = run_records.record_runs(
+    events = record_runs(
         [
             _sent(run),
             _sent(other),
@@ -125,12 +146,30 @@ def test_every_try_of_a_run_in_one_batch_is_played_in_order() -> None:
     ]
 
 
-def test_the_task_counts_its_successes_once_across_batches() -> None:
+def test_the_task_counts_its_successes_once_across_batches(record_runs: Writer) -> None:
     first, second = _task()
-    run_records.record_runs([_sent(first), _sent(second)])
-    run_records.record_runs([_ended(first, "succeeded")])
-    run_records.record_runs([_ended(first, "succeeded"), _ended(second, "failed")])
-    events = run_records.record_runs([_ended(second, "succeeded")])  # settled already
+    record_runs([_sent(first), _sent(second)])
+    record_runs([_ended(first, "succeeded")])
+    record_runs([_ended(first, "succeeded"), _ended(second, "failed")])
+    events = record_runs([_ended(second, "succeeded")])  # settled already
     assert events == []
     assert Task.objects.get(pk="t").succeeded_count == 1
     assert Iteration.objects.get(pk=second.pk).state == "failed"
+
+
+def test_the_loop_writer_steps_aside_while_another_connection_writes() -> None:
+    [run] = _task(repeats=1)
+    writer = run_records.loop_writer()
+    assert writer is not None
+    try:
+        with transaction.atomic():  # BEGIN IMMEDIATE: this thread holds the write lock
+            Task.objects.filter(pk="t").update(description="held")
+            with pytest.raises(WriteElsewhere):
+                writer([_sent(run), _ended(run, "succeeded")])
+        run.refresh_from_db()
+        assert run.state == "pending" and not Attempt.objects.exists()
+        writer([_sent(run), _ended(run, "succeeded")])  # free again: written here
+        run.refresh_from_db()
+        assert run.state == "succeeded"
+    finally:
+        writer.close()

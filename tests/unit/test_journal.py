@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks_app.journal import Journal, Record, RunEnded, RunSent
+from tasks_app.journal import Journal, Record, RunEnded, RunSent, WriteElsewhere
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ATTEMPT = {"iteration_id": 1, "task_id": "t", "index": 0, "number": 1, "worker_peer_id": "w"}
@@ -75,3 +75,39 @@ def test_a_refused_batch_is_kept_and_written_again() -> None:
     journal = asyncio.run(main())
     assert calls == [[ENDED], [ENDED]]
     assert journal.batches == 1
+
+
+def test_small_batches_are_written_here_and_others_on_the_thread() -> None:
+    here: list[list[Record]] = []
+    thread: list[list[Record]] = []
+    busy = [False]
+
+    def write_here(batch: list[Record]) -> list[dict[str, Any]]:
+        if busy[0]:
+            raise WriteElsewhere("database is locked")
+        here.append(batch)
+        return []
+
+    async def main() -> Journal:
+        journal = Journal(
+            lambda batch: thread.append(batch) or [], write_here=write_here, here_max=2
+        )
+        task = asyncio.create_task(journal.run())
+        journal.append(SENT)
+        journal.append(ENDED)
+        await _until(lambda: journal.written == 2)
+        busy[0] = True  # another writer holds the database
+        journal.append(ENDED)
+        await _until(lambda: journal.written == 3)
+        busy[0] = False
+        for _ in range(3):
+            journal.append(SENT)  # three at once: more than here_max
+        journal.append(ENDED)
+        await _until(lambda: journal.written == 7)
+        task.cancel()
+        return journal
+
+    journal = asyncio.run(main())
+    assert here == [[SENT, ENDED]]
+    assert thread == [[ENDED], [SENT, SENT, SENT, ENDED]]
+    assert journal.written_here == 2

@@ -126,3 +126,33 @@ def test_runs_of_a_cancelled_task_are_not_sent_and_their_places_come_back() -> N
     pool, records = asyncio.run(main())
     assert {r.task_id for r in records} == {"learn", "kept"}
     assert [w.in_flight for w in pool] == [0]
+
+
+class SilentWorker(FakeWorker):
+    """Takes a call and never answers (a half-open connection)."""
+
+    async def execute(self, job: dict[str, Any]) -> Any:
+        self.calls.append(1)
+        await asyncio.Event().wait()
+
+
+def test_a_worker_removed_mid_call_loses_the_attempt_and_frees_the_call() -> None:
+    worker = SilentWorker()
+
+    async def main() -> tuple[WorkerPool, list[Record]]:
+        scheduler, pool, records = _start(worker)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("stuck", 1))
+        while not worker.calls:
+            await asyncio.sleep(0.001)
+        [pooled] = list(pool)
+        pool.remove(pooled)  # its pings went unanswered
+        await _settle(records, 1)
+        loop.cancel()
+        return pool, records
+
+    pool, records = asyncio.run(main())
+    [ended] = [r for r in records if isinstance(r, RunEnded)]
+    assert ended.outcome == "lost" and "left the pool" in ended.error
+    assert ended.run_state == "pending"  # to be tried again
+    assert len(pool) == 0
