@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -31,6 +32,7 @@ from tasks_app import events, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.journal import Journal
+from tasks_app.loop_db import loop_database
 from tasks_app.scheduler import Scheduler
 
 log = logging.getLogger("ww.gateway")
@@ -67,10 +69,15 @@ class GatewayNode:
         self.pool = WorkerPool()
         self.channel: SyncChannel[Offer] = SyncChannel()
         # On SQLite, an idle gateway's small batches are written on the event
-        # loop (run_records.LoopWriter); the rest on the journal's thread.
-        self._loop_writer = run_records.loop_writer()
+        # loop's own connection (tasks_app.loop_db); the rest on the journal's
+        # thread.
+        self._loop_db = loop_database()
         self.journal = Journal(
-            _write_journal, publish=events.publish_runs, write_here=self._loop_writer
+            _write_journal,
+            publish=events.publish_runs,
+            write_here=None
+            if self._loop_db is None
+            else functools.partial(run_records.record_runs_here, self._loop_db),
         )
         self.scheduler = Scheduler(
             self.pool,
@@ -155,8 +162,8 @@ class GatewayNode:
             # Last: it writes what the scheduler recorded before it stopped.
             self._journal_task.cancel()
             await asyncio.gather(self._journal_task, return_exceptions=True)
-        if self._loop_writer is not None:
-            self._loop_writer.close()
+        if self._loop_db is not None:
+            self._loop_db.close()
         self.pool.clear()
         if self.listener is not None:
             await self.listener.close()

@@ -33,3 +33,8 @@ class TaskNotFound(TaskError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"no task with id {task_id!r}")
         self.task_id = task_id
+
+
+class WriteElsewhere(Exception):
+    """A write on the event loop's own connection cannot be made now (the
+    database is busy, or the write needs Django): make it on a thread."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tasks_app.exceptions import WriteElsewhere
+
 log = logging.getLogger("ww.scheduler")
 
 
@@ -54,11 +56,6 @@ class RunEnded:
 
 Record = RunSent | RunEnded
 Publish = Callable[[list[dict[str, Any]]], Awaitable[None]]
-
-
-class WriteElsewhere(Exception):
-    """A `write_here` cannot write now (the database is busy): the batch
-    goes to the journal's thread instead."""
 
 
 class Journal:

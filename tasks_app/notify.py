@@ -46,7 +46,8 @@ def stop_serving_locally() -> None:
 
 
 def task_submitted(task_id: str, runs: Sequence[DueRun] = ()) -> None:
-    """New runs are waiting (a new task, or runs queued again)."""
+    """New runs are waiting (a new task, or runs queued again). From a
+    thread (a request's, a command's)."""
     local = _local
     if local is not None and 0 < len(runs) <= RUNS_IN_MESSAGE:
         loop, add_runs = local
@@ -55,10 +56,34 @@ def task_submitted(task_id: str, runs: Sequence[DueRun] = ()) -> None:
             return
         except RuntimeError:  # that loop has closed (the gateway is stopping)
             pass  # the layer, then; the runs are stored either way
+    _send(_submitted(task_id, runs))
+
+
+async def task_submitted_here(task_id: str, runs: Sequence[DueRun] = ()) -> None:
+    """`task_submitted`, from code running on an event loop: the runs go
+    straight to the scheduler when it runs on this very loop."""
+    local = _local
+    if (
+        local is not None
+        and local[0] is asyncio.get_running_loop()
+        and 0 < len(runs) <= RUNS_IN_MESSAGE
+    ):
+        local[1](list(runs))
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.send(GATEWAY_CHANNEL, _submitted(task_id, runs))
+    except Exception:  # the gateway also sweeps the database for due runs
+        log.exception("could not tell the gateway about task %s", task_id)
+
+
+def _submitted(task_id: str, runs: Sequence[DueRun]) -> dict[str, Any]:
     message: dict[str, Any] = {"type": "task.submitted", "task": task_id}
     if 0 < len(runs) <= RUNS_IN_MESSAGE:
         message["runs"] = [run_to_message(run) for run in runs]
-    _send(message)
+    return message
 
 
 # Event-loop turns from a submission's runs reaching the scheduler to the

@@ -11,7 +11,6 @@ counted) once whatever is replayed."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,7 +22,8 @@ from django.utils import timezone
 
 from cluster_app.models import WorkerNode
 from tasks_app import events
-from tasks_app.journal import Record, RunEnded, RunSent, WriteElsewhere
+from tasks_app.journal import Record, RunEnded, RunSent
+from tasks_app.loop_db import LoopDatabase, qmark
 from tasks_app.models import Attempt, Iteration, Task
 
 State = Iteration.State
@@ -44,59 +44,11 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
         return _record(records, _Statements(cursor, db))
 
 
-class LoopWriter:
-    """`record_runs` for the event loop, on an SQLite database: a connection
-    of its own that never waits for the write lock. When another connection
-    holds it (a request storing a task), WriteElsewhere, at once: the
-    journal then writes the batch on its thread, which may wait. Otherwise
-    the batch takes the lock for the few statements it needs (a fraction of
-    a millisecond), so the requests that wait for it wait no longer than
-    they would for the journal's thread."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
-
-    def __call__(self, records: Sequence[Record]) -> list[dict[str, Any]]:
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # busy: another writer has the lock
-            raise WriteElsewhere(str(exc)) from None
-        try:
-            with contextlib.closing(conn.cursor()) as cursor:
-                events = _record(records, _Statements(cursor, connections[DEFAULT_DB_ALIAS]))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return events
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            # Autocommit mode (the transaction is ours), no busy wait; the
-            # file's WAL mode is set by Django's connections already.
-            conn = sqlite3.connect(
-                self._path, timeout=0, isolation_level=None, uri=self._path.startswith("file:")
-            )
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._conn = conn
-        return self._conn
-
-
-def loop_writer() -> LoopWriter | None:
-    """A LoopWriter for the default database if it is SQLite."""
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "sqlite":
-        return None
-    return LoopWriter(str(db.settings_dict["NAME"]))
+def record_runs_here(db: LoopDatabase, records: Sequence[Record]) -> list[dict[str, Any]]:
+    """`record_runs` on the event loop's own connection (tasks_app.loop_db);
+    WriteElsewhere, writing nothing, while another connection writes."""
+    with db.transaction() as cursor:
+        return _record(records, _Statements(cursor, connections[DEFAULT_DB_ALIAS]))
 
 
 def _record(records: Sequence[Record], sql: _Statements) -> list[dict[str, Any]]:
@@ -241,7 +193,7 @@ class _Statements:
             self._cursor.executemany(self._driver(statement), rows)
 
     def _driver(self, statement: str) -> str:
-        return statement.replace("%s", "?") if self._qmark else statement
+        return qmark(statement) if self._qmark else statement
 
     def insert_attempts(
         self, sent: list[RunSent], ended: dict[Key, RunEnded], now: datetime

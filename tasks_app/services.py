@@ -4,17 +4,26 @@ in one transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from tasks_app import events, notify, schedule
-from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, TaskNotFound
+from tasks_app.exceptions import (
+    InvalidField,
+    ModuleTooLarge,
+    TaskAlreadyExists,
+    TaskNotFound,
+    WriteElsewhere,
+)
+from tasks_app.loop_db import LoopDatabase, qmark
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.selectors import DueRun
 from workers.modules import InvalidModule, inspect_module, module_hash
@@ -99,26 +108,56 @@ def create_task(
                 received_at=received_at,
             )
             due = schedule.due_times(received_at, start=start, delay=delay, repeats=repeats)
-            run_ids = _insert_task(task, due)
+            db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: no proxy per use
+            with db.cursor() as cursor:
+                run_ids = _insert_task(cursor, db, task, due)
     except IntegrityError:
         raise TaskAlreadyExists(task_id) from None
+    return task, _due_runs(task, run_ids, due)
+
+
+def create_task_here(
+    loop_db: LoopDatabase, *, task_id: str, wasm: bytes, **fields: Any
+) -> tuple[Task, list[DueRun]]:
+    """`create_task` (the same fields) on the event loop's own SQLite
+    connection (tasks_app.loop_db), for a module stored already.
+    WriteElsewhere, storing nothing, for a new module (it is checked and
+    stored Django's way) or while another connection writes."""
+    if len(wasm) > settings.WW_MODULE_MAX_BYTES:
+        raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+    digest = module_hash(wasm)
+    if not loop_db.query(qmark(_KNOWN_MODULE_SQL), (digest,)):
+        raise WriteElsewhere("a module not stored yet")
+    received_at = timezone.now()
+    task = Task(id=task_id, module_id=digest, received_at=received_at, **fields)
+    due = schedule.due_times(received_at, start=task.start, delay=task.delay, repeats=task.repeats)
+    try:
+        with loop_db.transaction() as cursor:
+            run_ids = _insert_task(cursor, connections[DEFAULT_DB_ALIAS], task, due, qmark)
+    except sqlite3.IntegrityError:
+        raise TaskAlreadyExists(task_id) from None
+    return task, _due_runs(task, run_ids, due)
+
+
+def _due_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> list[DueRun]:
+    """A new task's runs as the scheduler queues them (none without their
+    keys: the scheduler then reads them back)."""
     if run_ids is None:
-        return task, []
-    runs = [
+        return []
+    return [
         DueRun(
             iteration_id=run_id,
-            task_id=task_id,
+            task_id=task.pk,
             index=index,
             due_at=due_at,
-            module_hash=module.pk,
-            input=input,
-            difficulty=difficulty,
-            duration=duration,
-            retries=retries,
+            module_hash=task.module_id,
+            input=task.input,
+            difficulty=task.difficulty,
+            duration=task.duration,
+            retries=task.retries,
         )
         for index, (run_id, due_at) in enumerate(zip(run_ids, due, strict=True))
     ]
-    return task, runs
 
 
 def submit_task(
@@ -150,19 +189,39 @@ def submit_task(
         retries=retries,
     )
     notify.task_submitted(task.pk, runs)
-    first_due = schedule.due_time(task.received_at, start=start, delay=delay, index=0)
-    log.info("task %s stored: %d runs, first due %s", task_id, task.run_count, first_due)
+    _log_stored(task)
     return task
 
 
-def _insert_task(task: Task, due: Sequence[datetime]) -> list[int] | None:
-    """INSERT `task` and its runs (run k due at `due[k]`), in statements
-    written out here rather than built by save() or bulk_create(): on the
-    submission path their per-call work (model instances for every run,
-    signals, compiling the query) costs more than the statements. No signals
-    are sent: none are connected for these models. Returns the runs' primary
-    keys, or None where the database does not return new rows' keys."""
-    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: no proxy per use
+async def submit_task_here(loop_db: LoopDatabase, **fields: Any) -> Task:
+    """`submit_task` on the event loop (`create_task_here`): WriteElsewhere
+    where it cannot store the task there."""
+    task, runs = create_task_here(loop_db, **fields)
+    await notify.task_submitted_here(task.pk, runs)
+    _log_stored(task)
+    return task
+
+
+def _log_stored(task: Task) -> None:
+    first_due = schedule.due_time(task.received_at, start=task.start, delay=task.delay, index=0)
+    log.info("task %s stored: %d runs, first due %s", task.pk, task.run_count, first_due)
+
+
+def _insert_task(
+    cursor: Any,
+    db: BaseDatabaseWrapper,
+    task: Task,
+    due: Sequence[datetime],
+    sql: Callable[[str], str] = str,
+) -> list[int] | None:
+    """INSERT `task` and its runs (run k due at `due[k]`) through `cursor`
+    (Django's, or the driver's with `sql` converting the placeholders), in
+    statements written out here rather than built by save() or
+    bulk_create(): on the submission path their per-call work (model
+    instances for every run, signals, compiling the query) costs more than
+    the statements. No signals are sent: none are connected for these
+    models. Returns the runs' primary keys, or None where the database does
+    not return new rows' keys."""
     quote, time = db.ops.quote_name, db.ops.adapt_datetimefield_value
     returns = db.features.can_return_rows_from_bulk_insert
     task_columns = (
@@ -175,33 +234,34 @@ def _insert_task(task: Task, due: Sequence[datetime]) -> list[int] | None:
     # SQLite takes at most 999 parameters per statement (older builds).
     per_statement = 999 // 4
     run_ids: list[int] = []
-    with db.cursor() as cursor:
-        cursor.execute(
+    cursor.execute(
+        sql(
             f"INSERT INTO {quote(Task._meta.db_table)} ({task_columns})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0)",
-            [
-                task.pk,
-                task.description,
-                task.module_id,
-                task.duration,
-                task.start,
-                task.delay,
-                task.repeats,
-                task.input,
-                task.difficulty,
-                task.retries,
-                time(task.received_at),
-            ],
-        )
-        insert_runs = f"INSERT INTO {quote(Iteration._meta.db_table)} ({run_columns}) VALUES "
-        for first in range(0, len(due), per_statement):
-            chunk = due[first : first + per_statement]
-            params: list[Any] = []
-            for index, due_at in enumerate(chunk, start=first):
-                params += (task.pk, index, time(due_at), State.PENDING)
-            cursor.execute(insert_runs + ", ".join([run_row] * len(chunk)) + returning, params)
-            if returns:
-                run_ids += (run_id for (run_id,) in cursor.fetchall())
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0)"
+        ),
+        [
+            task.pk,
+            task.description,
+            task.module_id,
+            task.duration,
+            task.start,
+            task.delay,
+            task.repeats,
+            task.input,
+            task.difficulty,
+            task.retries,
+            time(task.received_at),
+        ],
+    )
+    insert_runs = f"INSERT INTO {quote(Iteration._meta.db_table)} ({run_columns}) VALUES "
+    for first in range(0, len(due), per_statement):
+        chunk = due[first : first + per_statement]
+        params: list[Any] = []
+        for index, due_at in enumerate(chunk, start=first):
+            params += (task.pk, index, time(due_at), State.PENDING)
+        cursor.execute(sql(insert_runs + ", ".join([run_row] * len(chunk)) + returning), params)
+        if returns:
+            run_ids += (run_id for (run_id,) in cursor.fetchall())
     task._state.adding = False
     task._state.db = db.alias
     return run_ids if returns else None

@@ -2,7 +2,9 @@
 
 A plain submission (the seed's form as curl, httpx, requests or a script
 sends it, anonymous where anonymous writes are allowed) is read on the
-event loop, stored on a request thread, handed to the scheduler, and
+event loop, stored (on SQLite, by the event loop itself on a connection
+of its own, which never waits: tasks_app.loop_db; else, or when that
+cannot, on a request thread), handed to the scheduler, and
 answered with the same 201 as TaskListView's: the same body, rendered by
 the same serializer and renderer, and the headers Django's middleware and
 DRF give it. It skips what such a request does not use — the middleware
@@ -16,6 +18,7 @@ it and says why)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,9 +31,16 @@ from rest_framework.renderers import JSONRenderer
 from tasks_app import notify, selectors
 from tasks_app.api.permissions import writes_need_auth
 from tasks_app.api.serializers import task_summary
-from tasks_app.api.submission import Submission, plain_boundary, plain_submission, submit
+from tasks_app.api.submission import (
+    Submission,
+    plain_boundary,
+    plain_submission,
+    submit,
+    submit_here,
+)
 from tasks_app.api.views import TaskListView
-from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists
+from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, WriteElsewhere
+from tasks_app.loop_db import LoopDatabase, loop_database
 from tasks_app.models import Task
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -48,6 +58,9 @@ class SubmissionLane:
         self._in_thread = in_thread
         self._renderer = JSONRenderer()
         self._headers = _response_headers()
+        # Opened on first use, in the loop's thread (and once the test
+        # database, if any, is set up); False: not SQLite.
+        self._loop_db: LoopDatabase | bool | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         boundary = _plain_post(scope) if self._headers is not None else None
@@ -59,7 +72,7 @@ class SubmissionLane:
         submission = plain_submission(body, boundary)
         if submission is None:
             return await self.app(scope, _replay(body, receive), send)
-        task = await self._in_thread(_store, submission)
+        task = await self._store(submission)
         if task is None:
             return await self.app(scope, _replay(body, receive), send)
         await notify.dispatch_turns()
@@ -80,8 +93,23 @@ class SubmissionLane:
         await send({"type": "http.response.body", "body": payload})
         return None
 
+    async def _store(self, submission: Submission) -> Task | None:
+        """The task stored and its runs handed over: on this loop's own
+        SQLite connection where it can (tasks_app.loop_db), else on a
+        request thread. None if it was refused (nothing is stored then)."""
+        if self._loop_db is None:
+            self._loop_db = loop_database() or False
+        if isinstance(self._loop_db, LoopDatabase):
+            try:
+                return await submit_here(self._loop_db, submission)
+            except WriteElsewhere:
+                pass  # a new module, or the database busy: the thread's way
+            except (TaskAlreadyExists, ModuleTooLarge, sqlite3.Error):
+                return None
+        return await self._in_thread(_store_in_thread, submission)
 
-def _store(submission: Submission) -> Task | None:
+
+def _store_in_thread(submission: Submission) -> Task | None:
     """On a request thread: what TaskListView.post does between reading the
     form and answering. None if the task was refused (a duplicate id, an
     invalid module, a database error): nothing is stored then."""

@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from tasks_app import services
 from tasks_app.api.serializers import TASK_ID_PATTERN, submission_fields, validate_submission
 from tasks_app.exceptions import ModuleTooLarge
+from tasks_app.loop_db import LoopDatabase
 from tasks_app.models import Task
 
 
@@ -44,6 +45,21 @@ class Submission:
     difficulty: int
     retries: int
     wasm: bytes
+
+    def fields(self) -> dict[str, Any]:
+        """The task's fields, as the services take them."""
+        return {
+            "task_id": self.id,
+            "description": self.description,
+            "wasm": self.wasm,
+            "duration": self.duration,
+            "start": self.start,
+            "delay": self.delay,
+            "repeats": self.repeats,
+            "input": self.input,
+            "difficulty": self.difficulty,
+            "retries": self.retries,
+        }
 
 
 def read_submission(request: Request) -> Submission:
@@ -63,18 +79,13 @@ def read_submission(request: Request) -> Submission:
 
 def submit(submission: Submission) -> Task:
     """Store the task and hand its runs to the scheduler."""
-    return services.submit_task(
-        task_id=submission.id,
-        description=submission.description,
-        wasm=submission.wasm,
-        duration=submission.duration,
-        start=submission.start,
-        delay=submission.delay,
-        repeats=submission.repeats,
-        input=submission.input,
-        difficulty=submission.difficulty,
-        retries=submission.retries,
-    )
+    return services.submit_task(**submission.fields())
+
+
+async def submit_here(loop_db: LoopDatabase, submission: Submission) -> Task:
+    """`submit`, on the event loop's own connection (WriteElsewhere where
+    it cannot be stored there)."""
+    return await services.submit_task_here(loop_db, **submission.fields())
 
 
 def _submission(values: dict[str, Any]) -> Submission:

@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.signals import request_started
 from django.test import override_settings
 
+from tasks_app.api.lane import SubmissionLane
 from tasks_app.models import Iteration, Task
 from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
 from tests.api.asgi import asgi_request
@@ -160,3 +162,23 @@ def test_where_writes_need_a_user_the_lane_stays_out(django_requests: list[objec
     )
     assert len(django_requests) == 1 and status == 401
     assert not Task.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_known_module_the_event_loop_stores_the_task_itself(layer: Any) -> None:
+    threads: list[str] = []
+
+    async def in_thread(fn: Any, *args: Any) -> Any:
+        threads.append(fn.__name__)
+        return await django_application.in_thread(fn, *args)
+
+    lane = SubmissionLane(ASGIStaticFilesHandler(django_application), in_thread=in_thread)
+    assert post(lane, "first")[0] == 201  # a new module: checked and stored on a thread
+    assert threads == ["_store_in_thread"]
+    status, headers, body = post(lane, "second")
+    assert status == 201 and headers["location"] == "/tasks/second"
+    assert threads == ["_store_in_thread"]  # no thread this time
+    assert body["runs"] == 3 and body["state"] == "scheduled"
+    assert Iteration.objects.filter(task_id="second").count() == 3
+    told = [async_to_sync(layer.receive)(GATEWAY_CHANNEL)["task"] for _ in range(2)]
+    assert told == ["first", "second"]

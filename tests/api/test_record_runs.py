@@ -3,6 +3,7 @@ success is counted once, and events carry the task's completions."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tasks_app import run_records, services
-from tasks_app.journal import Record, RunEnded, RunSent, WriteElsewhere
+from tasks_app.exceptions import WriteElsewhere
+from tasks_app.journal import Record, RunEnded, RunSent
+from tasks_app.loop_db import loop_database
 from tasks_app.models import Attempt, Iteration, Task
 from tests.api.forms import HASH_WASM
 
@@ -27,14 +30,14 @@ Writer = Callable[[list[Record]], list[dict[str, Any]]]
 @pytest.fixture(params=["on the journal's thread", "on the event loop"])
 def record_runs(request: pytest.FixtureRequest) -> Iterator[Writer]:
     """Both writers of a batch: Django's connection (run_records.record_runs)
-    and the event loop's own SQLite connection (run_records.LoopWriter)."""
+    and the event loop's own SQLite connection (run_records.record_runs_here)."""
     if request.param == "on the journal's thread":
         yield run_records.record_runs
         return
-    writer = run_records.loop_writer()
-    assert writer is not None  # the tests run on SQLite
-    yield writer
-    writer.close()
+    db = loop_database()
+    assert db is not None  # the tests run on SQLite
+    yield functools.partial(run_records.record_runs_here, db)
+    db.close()
 
 
 def _task(task_id: str = "t", repeats: int = 2) -> list[Iteration]:
@@ -159,8 +162,9 @@ def test_the_task_counts_its_successes_once_across_batches(record_runs: Writer) 
 
 def test_the_loop_writer_steps_aside_while_another_connection_writes() -> None:
     [run] = _task(repeats=1)
-    writer = run_records.loop_writer()
-    assert writer is not None
+    db = loop_database()
+    assert db is not None
+    writer = functools.partial(run_records.record_runs_here, db)
     try:
         with transaction.atomic():  # BEGIN IMMEDIATE: this thread holds the write lock
             Task.objects.filter(pk="t").update(description="held")
@@ -172,4 +176,4 @@ def test_the_loop_writer_steps_aside_while_another_connection_writes() -> None:
         run.refresh_from_db()
         assert run.state == "succeeded"
     finally:
-        writer.close()
+        db.close()

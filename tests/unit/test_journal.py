@@ -8,7 +8,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks_app.journal import Journal, Record, RunEnded, RunSent, WriteElsewhere
+from tasks_app.exceptions import WriteElsewhere
+from tasks_app.journal import Journal, Record, RunEnded, RunSent
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ATTEMPT = {"iteration_id": 1, "task_id": "t", "index": 0, "number": 1, "worker_peer_id": "w"}

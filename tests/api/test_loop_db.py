@@ -1,0 +1,101 @@
+"""The event loop's own SQLite connection (tasks_app.loop_db) for a
+submission: a task whose module is stored already goes in there, whole;
+anything it cannot do without waiting or without Django (a new module, a
+database another connection is writing) it leaves, storing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from django.db import transaction
+
+from tasks_app import services
+from tasks_app.exceptions import TaskAlreadyExists, WriteElsewhere
+from tasks_app.loop_db import LoopDatabase, loop_database
+from tasks_app.models import Iteration, Module, Task
+from tests.api.forms import HASH_WASM
+
+# Its own connection sees only what is committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIELDS = {
+    "description": "",
+    "duration": 5.0,
+    "start": 1.0,
+    "delay": 2.0,
+    "repeats": 3,
+    "input": 7,
+    "difficulty": 3,
+    "retries": 1,
+}
+
+
+@pytest.fixture
+def loop_db() -> Iterator[LoopDatabase]:
+    db = loop_database()
+    assert db is not None  # the tests run on SQLite
+    yield db
+    db.close()
+
+
+def _stored_module() -> None:
+    services.create_task(task_id="first", wasm=HASH_WASM, **FIELDS)
+
+
+def test_a_task_with_a_known_module_is_stored_whole(loop_db: LoopDatabase) -> None:
+    _stored_module()
+    task, runs = services.create_task_here(loop_db, task_id="here", wasm=HASH_WASM, **FIELDS)
+    stored = Task.objects.get(pk="here")
+    for field in Task._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(task, field.attname), field.name
+    rows = list(Iteration.objects.filter(task_id="here").order_by("index"))
+    assert [r.pk for r in rows] == [run.iteration_id for run in runs]
+    assert [r.due_at for r in rows] == [run.due_at for run in runs]
+    assert {r.state for r in rows} == {"pending"}
+    assert (runs[0].module_hash, runs[0].input, runs[0].retries) == (stored.module_id, 7, 1)
+
+
+def test_a_new_module_is_left_to_django(loop_db: LoopDatabase) -> None:
+    with pytest.raises(WriteElsewhere):
+        services.create_task_here(loop_db, task_id="new", wasm=HASH_WASM, **FIELDS)
+    assert not Task.objects.exists() and not Module.objects.exists()
+
+
+def test_while_another_connection_writes_it_steps_aside(loop_db: LoopDatabase) -> None:
+    _stored_module()
+    with transaction.atomic():  # BEGIN IMMEDIATE: this thread holds the write lock
+        Task.objects.filter(pk="first").update(description="held")
+        with pytest.raises(WriteElsewhere):
+            services.create_task_here(loop_db, task_id="busy", wasm=HASH_WASM, **FIELDS)
+    assert not Task.objects.filter(pk="busy").exists()
+    assert not Iteration.objects.filter(task_id="busy").exists()
+
+
+def test_a_duplicate_id_is_refused_and_nothing_is_added(loop_db: LoopDatabase) -> None:
+    _stored_module()
+    with pytest.raises(TaskAlreadyExists):
+        services.create_task_here(loop_db, task_id="first", wasm=HASH_WASM, **FIELDS)
+    assert Iteration.objects.filter(task_id="first").count() == 3
+
+
+def test_submitting_here_hands_the_runs_to_a_scheduler_on_this_loop(
+    loop_db: LoopDatabase,
+) -> None:
+    from tasks_app import notify
+
+    _stored_module()
+    handed: list[list[int]] = []
+
+    async def main() -> None:
+        notify.serve_locally(
+            asyncio.get_running_loop(), lambda runs: handed.append([r.index for r in runs])
+        )
+        try:
+            await services.submit_task_here(loop_db, task_id="handed", wasm=HASH_WASM, **FIELDS)
+        finally:
+            notify.stop_serving_locally()
+
+    asyncio.run(main())
+    assert handed == [[0, 1, 2]]  # at once, in the call: no hop
