@@ -29,6 +29,42 @@ def task_list() -> QuerySet[Task]:
     ).order_by("received_at", "id")
 
 
+def tasks_oldest_first() -> QuerySet[Task]:
+    """Every task, oldest first, without progress: `with_progress` counts it
+    for a page of them (counting it for every task, as `task_list` does,
+    and then taking a page costs a scan of every run)."""
+    return Task.objects.order_by("received_at", "id")
+
+
+def with_progress(tasks: list[Task]) -> list[Task]:
+    """`tasks` with the progress `task_list` annotates, counted for these
+    tasks only, in one query."""
+    if not tasks:
+        return tasks
+    rows = (
+        Iteration.objects.filter(task_id__in=[task.pk for task in tasks])
+        .values("task_id")
+        .annotate(
+            runs_total=Count("id"),
+            completions=Count("id", filter=Q(state=State.SUCCEEDED)),
+            runs_finished=Count("id", filter=Q(state__in=Iteration.FINAL_STATES)),
+            runs_failed=Count("id", filter=Q(state__in=[State.FAILED, State.TIMED_OUT])),
+            runs_running=Count("id", filter=Q(state=State.RUNNING)),
+            next_due_at=Min("due_at", filter=Q(state=State.PENDING)),
+        )
+        .order_by()
+    )
+    progress = {row.pop("task_id"): row for row in rows}
+    none = dict.fromkeys(_PROGRESS, 0) | {"next_due_at": None}
+    for task in tasks:
+        for name, value in progress.get(task.pk, none).items():
+            setattr(task, name, value)
+    return tasks
+
+
+_PROGRESS = ("runs_total", "completions", "runs_finished", "runs_failed", "runs_running")
+
+
 def as_new(task: Task) -> Task:
     """A task just stored, with the progress `task_list` would count for it,
     without asking the database again."""

@@ -59,8 +59,8 @@ class TaskListView(APIView):
         responses={200: TaskSerializer(many=True), 400: _ERROR},
     )
     def get(self, request: Request) -> Response:
-        page = paginate(selectors.task_list(), request)
-        return Response(task_summaries(page.items), headers=page.headers)
+        page = paginate(selectors.tasks_oldest_first(), request)
+        return Response(task_summaries(selectors.with_progress(page.items)), headers=page.headers)
 
     @extend_schema(
         operation_id="tasks_create",
