@@ -213,13 +213,19 @@ class Bench:
         self.results["roundtrip"] = {name: merge_rounds(rs) for name, rs in parts.items()}
 
     def punctuality(self, us: ours.OurSystem, cel: cs.CeleryBaseline) -> None:
+        """Each shape `long_reps` times, taking turns: one burst of 100 is
+        at the mercy of a slow moment of this shared machine (its p99 is
+        the 99th run), so the medians of the repetitions are reported,
+        every repetition's numbers kept, and a run started early in any
+        of them counts."""
         out: dict[str, Any] = {}
         for name, spacing in (("burst", 0.0), ("spaced_10ms", 0.01)):
-            log(f"punctuality {name}: 100 runs due 1 s ahead")
-            out[name] = {
-                "ours": ours.punctuality(us, self.noop, 100, spacing),
-                "celery": cs.punctuality(cel, self.noop, 100, spacing),
-            }
+            log(f"punctuality {name}: 100 runs due 1 s ahead, {self.long_reps} times")
+            reps: dict[str, list[dict[str, Any]]] = {"ours": [], "celery": []}
+            for _ in range(self.long_reps):
+                reps["ours"].append(ours.punctuality(us, self.noop, 100, spacing))
+                reps["celery"].append(cs.punctuality(cel, self.noop, 100, spacing))
+            out[name] = {side: _lateness_med(runs) for side, runs in reps.items()}
         self.results["punctuality"] = out
 
     def wasm(self, us: ours.OurSystem, cel: cs.CeleryBaseline) -> None:
@@ -384,6 +390,17 @@ class Bench:
         print(profiling.render(report))
 
 
+def _lateness_med(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the repetitions' lateness figures; runs started early in all."""
+    return {
+        **{key: med([r.get(key) for r in reps]) for key in ("p50_ms", "p99_ms", "max_ms")},
+        "early": sum(r.get("early") or 0 for r in reps),
+        "min_ms": min((r["min_ms"] for r in reps if r.get("min_ms") is not None), default=None),
+        "n": sum(r.get("n") or 0 for r in reps),
+        "repetitions": reps,
+    }
+
+
 def _cpu_med(reps: list[dict[str, Any]], parts: tuple[str, ...]) -> dict[str, Any]:
     out = {p: med([r.get(f"{p}_cpu_ms_per_run") for r in reps]) for p in (*parts, "client")}
     out["system_total"] = sum(out[p] or 0 for p in parts)
@@ -543,12 +560,14 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     if t := r.get("punctuality"):
         for name, limit in (("burst", 5.0), ("spaced_10ms", 2.0)):
             o, c = t[name]["ours"], t[name]["celery"]
+            reps = len(o.get("repetitions", [])) or 1
+            of = f" (median of {reps})" if reps > 1 else ""
             for stat in ("p50_ms", "p99_ms", "max_ms"):
                 target = f"<= {limit:g} ms" if stat == "p99_ms" else "-"
                 ok = (o[stat] <= limit) if stat == "p99_ms" and o[stat] is not None else None
                 out.append(
                     (
-                        f"lateness {name} {stat[:-3]}, ms",
+                        f"lateness {name} {stat[:-3]}, ms{of}",
                         f(o[stat], nd=2),
                         f(c[stat], nd=2),
                         f(_div(o[stat], c[stat]), "x", 2),

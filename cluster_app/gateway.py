@@ -53,10 +53,12 @@ class GatewayConfig:
     # Like Celery's prefetch: due runs sent to a worker beyond its concurrency
     # wait in its queue, so a slot never idles for a round trip: at most this
     # many per slot, about `prefetch_below` seconds of them, for runs seen to
-    # take less than that; such runs go `batch` to a call.
+    # take less than that; such runs go up to `batch` to a call, about
+    # `batch_seconds` of them.
     prefetch: int = 0
     prefetch_below: float = 0.05
-    batch: int = 16
+    batch: int = 64
+    batch_seconds: float = 0.005
     # Runs go to their worker this early and start there on their due time,
     # so the hop to the worker does not make them late.
     send_ahead: float = 0.0
@@ -87,6 +89,7 @@ class GatewayNode:
             short_run=config.prefetch_below,
             max_queue=config.prefetch,
             max_batch=config.batch,
+            batch_time=config.batch_seconds,
             lead=config.send_ahead,
         )
         self.listener: Listener | None = None

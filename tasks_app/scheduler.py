@@ -73,7 +73,8 @@ class Scheduler:
         default_duration: float = 60.0,
         short_run: float = 0.05,
         max_queue: int = 64,
-        max_batch: int = 16,
+        max_batch: int = 64,
+        batch_time: float = 0.005,
         lead: float = 0.0,
     ) -> None:
         self._pool = pool
@@ -81,6 +82,7 @@ class Scheduler:
         self._short_run = short_run
         self._max_queue = max(max_queue, 0)
         self._max_batch = max(max_batch, 1)
+        self._batch_time = batch_time
         self._run_times = RunTimes()
         self._journal = journal
         self._cancelled: set[str] = set()
@@ -220,14 +222,15 @@ class Scheduler:
 
     def _pop_batch(self, worker: PooledWorker, queue: int) -> list[DueRun]:
         """The due run at the head of the queue and, when it is short, the
-        short runs due behind it that fit on `worker`, up to `max_batch`
-        (one place on the worker is held already)."""
+        short runs due behind it that fit on `worker`, up to `max_batch` and
+        about `batch_time` seconds of them (one place on the worker is held
+        already)."""
         now = timezone.now()
         # No more than an even share of what is queued, so that runs spread
         # over every worker before any gets a second call (fairness), and
         # calls shrink as the queue drains.
         share = -(-len(self._heap) // max(len(self._pool), 1))
-        limit = max(min(self._max_batch, share), 1)
+        limit = max(min(self._max_batch, share, self._batch_room(self._heap[0][-1])), 1)
         batch: list[DueRun] = []
         while self._heap and self._heap[0][0] - self._lead <= now:
             run = self._heap[0][-1]
@@ -249,6 +252,17 @@ class Scheduler:
         """A moving average of how long runs of one module with the same
         inputs execute (a task's runs share them, so they tend to take alike)."""
         self._run_times.learn(_kind_of(run), seconds)
+
+    def _batch_room(self, run: DueRun) -> int:
+        """Runs like `run` that one call may carry: about `batch_time`
+        seconds of them (a call's results come back together, when its last
+        run ends). Tiny runs travel many to a call: each call ended on a
+        worker is work for its event loop, taken from the runs still
+        running there."""
+        typical = self._run_times.typical(_kind_of(run))
+        if typical is None:
+            return 1
+        return int(self._batch_time / max(typical, 1e-6))
 
     def _queue_room(self, run: DueRun) -> int:
         """Runs per slot that may wait on a worker ahead of this one: enough

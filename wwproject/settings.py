@@ -271,10 +271,12 @@ WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)
 # of idling for a round trip. Only for runs seen to take less than
 # WW_PREFETCH_BELOW seconds, and only about that many seconds of them per
 # slot, at most WW_PREFETCH runs (queued long runs only add lateness). Such
-# runs also travel several to a call (at most WW_BATCH).
+# runs also travel several to a call: at most WW_BATCH, and about
+# WW_BATCH_SECONDS of them (a call's results come back together).
 WW_PREFETCH = _env_int("WW_PREFETCH", 64)
 WW_PREFETCH_BELOW = _env_float("WW_PREFETCH_BELOW", 0.05)
-WW_BATCH = _env_int("WW_BATCH", 16)
+WW_BATCH = _env_int("WW_BATCH", 64)
+WW_BATCH_SECONDS = _env_float("WW_BATCH_SECONDS", 0.005)
 # Runs are sent this many seconds before they are due and start on the
 # worker's clock at their due time (clocks are assumed in sync, e.g. NTP).
 WW_SEND_AHEAD = _env_float("WW_SEND_AHEAD", 0.02)

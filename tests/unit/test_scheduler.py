@@ -76,13 +76,14 @@ async def _settle(records: list[Record], n: int) -> None:
     await asyncio.wait_for(wait(), 10)
 
 
-def _start(worker: FakeWorker) -> tuple[Scheduler, WorkerPool, list[Record]]:
+def _start(worker: FakeWorker, **options: Any) -> tuple[Scheduler, WorkerPool, list[Record]]:
     records: list[Record] = []
     journal = Journal(lambda batch: records.extend(batch) or [])
     journal.append = records.append  # type: ignore[method-assign]  # no database here
     pool = WorkerPool()
     pool.add(peer_id="w", address="a", concurrency=1, capability=worker, connection=1)
-    return Scheduler(pool, journal, max_queue=8, max_batch=4), pool, records
+    options = {"max_queue": 8, "max_batch": 4, **options}
+    return Scheduler(pool, journal, **options), pool, records
 
 
 def test_known_short_runs_travel_several_to_a_call_and_free_their_places() -> None:
@@ -156,3 +157,20 @@ def test_a_worker_removed_mid_call_loses_the_attempt_and_frees_the_call() -> Non
     assert ended.outcome == "lost" and "left the pool" in ended.error
     assert ended.run_state == "pending"  # to be tried again
     assert len(pool) == 0
+
+
+def test_a_call_carries_about_batch_time_of_runs() -> None:
+    worker = FakeWorker()  # its runs take 1 ms
+
+    async def main() -> None:
+        scheduler, _, records = _start(worker, max_queue=64, max_batch=64, batch_time=0.003)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("learn", 1))
+        await _settle(records, 1)
+        scheduler.add(_runs("ms", 30, first_id=100))
+        await _settle(records, 31)
+        loop.cancel()
+
+    asyncio.run(main())
+    assert sum(worker.calls) == 31
+    assert max(worker.calls) == 3  # ~3 ms of 1 ms runs, though 64 would fit

@@ -79,6 +79,7 @@ class Command(BaseCommand):
             prefetch=settings.WW_PREFETCH,
             prefetch_below=settings.WW_PREFETCH_BELOW,
             batch=settings.WW_BATCH,
+            batch_seconds=settings.WW_BATCH_SECONDS,
             send_ahead=settings.WW_SEND_AHEAD,
         )
         # Request threads, the journal's thread and the event loop share the
