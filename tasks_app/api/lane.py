@@ -46,7 +46,7 @@ from tasks_app.models import Task
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 InThread = Callable[..., Awaitable[Any]]
 
-_JSON = ("application/json",)
+_JSON = "application/json"
 _ACCEPTED = {None, b"*/*", b"application/json"}
 
 
@@ -76,7 +76,7 @@ class SubmissionLane:
         if task is None:
             return await self.app(scope, _replay(body, receive), send)
         await notify.dispatch_turns()
-        payload = self._renderer.render(task_summary(selectors.as_new(task)), _JSON[0])
+        payload = self._renderer.render(task_summary(selectors.as_new(task)), _JSON)
         assert self._headers is not None
         await send(
             {
