@@ -160,34 +160,11 @@ def _due_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) ->
     ]
 
 
-def submit_task(
-    *,
-    task_id: str,
-    description: str,
-    wasm: bytes,
-    duration: float,
-    start: float,
-    delay: float,
-    repeats: int,
-    input: int,
-    difficulty: int,
-    retries: int = 0,
-) -> Task:
-    """A submission: the task stored (`create_task`), its runs handed to the
-    scheduler, then logged (the log line comes last: a run due now should
-    not wait for it)."""
-    task, runs = create_task(
-        task_id=task_id,
-        description=description,
-        wasm=wasm,
-        duration=duration,
-        start=start,
-        delay=delay,
-        repeats=repeats,
-        input=input,
-        difficulty=difficulty,
-        retries=retries,
-    )
+def submit_task(**fields: Any) -> Task:
+    """A submission (`create_task`'s fields): the task stored, its runs
+    handed to the scheduler, then logged (the log line comes last: a run
+    due now should not wait for it)."""
+    task, runs = create_task(**fields)
     notify.task_submitted(task.pk, runs)
     _log_stored(task)
     return task
