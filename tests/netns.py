@@ -4,6 +4,8 @@
 the calling thread into it (sockets and child processes made inside the block
 live there) and back out afterwards; ``spawn()`` starts a process inside it;
 ``close()`` kills every spawned process and deletes the namespace.
+``new_netns()`` is ``NetNS()`` for a test: where no namespace can be made,
+the test skips, or fails under CI=true (tests/ci.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
+
+from tests.ci import missing_dependency
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/var/run/netns"
@@ -110,3 +114,13 @@ class NetNS:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def new_netns() -> NetNS:
+    """A fresh namespace for the calling test; skips it (fails it under
+    CI=true) where namespaces cannot be made: not root, no `ip`, no kernel
+    support."""
+    try:
+        return NetNS()
+    except (NetNSUnavailable, OSError) as exc:
+        missing_dependency(f"network namespaces unavailable: {exc}")

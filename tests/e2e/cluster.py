@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.netns import NetNS, NetNSUnavailable
+from tests.netns import NetNS, new_netns
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MANAGE = str(PROJECT_ROOT / "manage.py")
@@ -175,13 +175,8 @@ def running_cluster(
 ) -> Iterator[Cluster]:
     """A gateway (and `workers` joined workers) in a fresh private network
     namespace; every process is stopped and the namespace deleted on exit.
-    Skips the test where namespaces cannot be made."""
-    import pytest
-
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
+    Skips the test where namespaces cannot be made (fails it under CI=true)."""
+    ns = new_netns()
     try:
         cluster = Cluster(ns, state_dir, **env)
         cluster.start_gateway(*gateway_args)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import missing_dependency
 from tests.e2e.cluster import Cluster
 from tests.faults.harness import (
     BUSY_WAT,
@@ -66,7 +67,7 @@ def hosts() -> Iterator[tuple[NetNS, list[NetNS]]]:
     except (NetNSUnavailable, OSError, subprocess.CalledProcessError) as exc:
         for space in spaces:
             space.close()
-        pytest.skip(f"cannot build veth-linked namespaces: {exc}")
+        missing_dependency(f"cannot build veth-linked namespaces: {exc}")
     yield gateway, workers
     for space in reversed(spaces):
         space.close()

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,8 +29,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.ci import missing_dependency
 from tests.e2e.cluster import MANAGE, PROJECT_ROOT, Cluster, seed_form
-from tests.netns import NetNS, NetNSUnavailable
+from tests.netns import new_netns
 from tests.scaleout.relay import Relay
 from tests.ui.live import HASH_WASM, open_stream, read_events, succeeded
 
@@ -39,11 +40,8 @@ REDIS = os.environ.get("WW_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 SECOND = "127.0.0.1:8081"  # the second, REST-only daphne (same namespace as the gateway)
 
 
-def _unavailable(what: str, problem: object) -> None:
-    reason = f"{what} is not reachable ({problem}); the scale-out tests need it"
-    if os.environ.get("CI"):
-        pytest.fail(reason + " and CI has it")
-    pytest.skip(reason)
+def _unavailable(what: str, problem: object) -> NoReturn:
+    missing_dependency(f"{what} is not reachable ({problem}); the scale-out tests need it")
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +90,7 @@ class ScaleOut:
 def scaleout(
     database: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ScaleOut]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
+    ns = new_netns()
     relays: list[Relay] = []
     stack = contextlib.ExitStack()
     try:

@@ -19,7 +19,7 @@ from cluster_app.multiaddr import parse_multiaddr
 from cluster_app.multicast import MulticastSocket
 from cluster_app.packet import SIGNATURE_DOMAIN
 from tests.e2e.cluster import Cluster, seed_form
-from tests.netns import NetNS, NetNSUnavailable
+from tests.netns import NetNS, new_netns
 
 GROUP = "/ip4/228.8.8.8/udp/8822/multicast/lo"
 HASH_WASM = Path(__file__).resolve().parents[2] / "hash.wasm"
@@ -27,10 +27,7 @@ HASH_WASM = Path(__file__).resolve().parents[2] / "hash.wasm"
 
 @pytest.fixture
 def ns() -> Iterator[NetNS]:
-    try:
-        space = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
+    space = new_netns()
     yield space
     space.close()
 

@@ -5,6 +5,7 @@ pool is listed."""
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.ci import missing_dependency
 from tests.e2e.cluster import HTTP, Cluster
 from tests.ui.live import HASH_WASM, submit
 
@@ -32,8 +34,11 @@ def browser(cluster: Cluster) -> Iterator[Any]:
     """Chromium started inside the cluster's namespace (its driver and the
     browser inherit it), so 127.0.0.1:8080 is the gateway."""
     if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        missing_dependency("chromium is not installed (apt-get install chromium)")
+    try:
+        sync_api = importlib.import_module("playwright.sync_api")
+    except ImportError as exc:
+        missing_dependency(f"playwright is not installed ({exc})")
     with cluster.netns.entered():
         playwright = sync_api.sync_playwright().start()
     try:
