@@ -12,7 +12,7 @@ import pytest
 import wasmtime
 
 from tests.e2e.cluster import PROJECT_ROOT, Cluster, seed_form
-from tests.netns import NetNS, NetNSUnavailable
+from tests.netns import new_netns
 
 HASH_WASM = PROJECT_ROOT / "hash.wasm"
 HASH_CMD_WASM = PROJECT_ROOT / "examples" / "hash" / "hash_cmd.wasm"
@@ -26,10 +26,7 @@ TRAP_WAT = """
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        ns = NetNS()
-    except (NetNSUnavailable, OSError) as exc:
-        pytest.skip(f"network namespaces unavailable: {exc}")
+    ns = new_netns()
     try:
         cluster = Cluster(ns, tmp_path_factory.mktemp("seed-flow"))
         cluster.casm = cluster.manage("casm_ls")  # type: ignore[attr-defined]
@@ -152,8 +149,19 @@ def test_bad_submissions_get_clear_errors_and_store_nothing(cluster: Cluster) ->
     assert not_wasm.status_code == 400
     assert not_wasm.json()["field"] == "wasm"
 
+    # Its own first task (start in a minute: it need not run), then the same id again.
+    first = cluster.request(
+        "POST",
+        "/tasks",
+        data=seed_form(id="dup1", start="60", repeats="1"),
+        files={"wasm": ("h.wasm", HASH_WASM.read_bytes())},
+    )
+    assert first.status_code == 201, first.text
     duplicate = cluster.request(
-        "POST", "/tasks", data=seed_form(), files={"wasm": ("h.wasm", HASH_WASM.read_bytes())}
+        "POST",
+        "/tasks",
+        data=seed_form(id="dup1"),
+        files={"wasm": ("h.wasm", HASH_WASM.read_bytes())},
     )
     assert duplicate.status_code == 409
     assert duplicate.json()["field"] == "id"
