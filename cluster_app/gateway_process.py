@@ -116,13 +116,21 @@ class GatewayProcess:
     async def _announce(self) -> None:
         """Say where everything is, once daphne listens and the node runs."""
         for _ in range(200):
+            # A listen error stops the reactor (daphne's listen_error): stop
+            # waiting then, so the process ends at once with its exit code.
+            if self._stop.is_set():
+                break
             if self.server.listening_addresses and self.node.listener is not None:
                 break
             await asyncio.sleep(0.05)
         if not self.server.listening_addresses:
             log.error("daphne is not listening on %s:%d", self.http_host, self.http_port)
             self.exit_code = 1
+            if reactor.running:
+                reactor.stop()
             return
+        if self._stop.is_set():
+            return  # stopped while starting: nothing to announce
         host, port = self.server.listening_addresses[0]
         shown = f"[{host}]" if ":" in host else host
         sys.stdout.write(

@@ -10,17 +10,31 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import daphne.server  # noqa: F401 - installs Twisted's asyncio reactor first
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cluster_app.identity import Identity
+from cluster_app import lifetime, state_lock
+from cluster_app.identity import Identity, InvalidIdentityFile
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr
+from cluster_app.port_check import PortInUse, ensure_free
 from wwproject.cli import add_cluster_options, cluster_key, configure_logging
 
 log = logging.getLogger("ww.gateway")
+
+# SIGHUP is what closing the terminal sends: a graceful stop, like the others.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# After the parent given by --parent-pid is gone: a graceful stop takes at
+# most ~30 s (the consumer's stop), then the process ends regardless.
+PARENT_GONE_GRACE = 45.0
+
+
+def state_lock_path() -> Path:
+    """The lock a gateway holds on its state directory (SQLite, identity key)."""
+    return Path(settings.STATE_DIR) / "gateway.lock"
 
 
 class Command(BaseCommand):
@@ -43,9 +57,17 @@ class Command(BaseCommand):
             action="store_true",
             help="do not answer multicast surveys (workers then need --addr)",
         )
+        parser.add_argument(
+            "--parent-pid",
+            type=int,
+            default=0,
+            help="stop when the process with this pid exits (runcluster passes its own)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["log_level"])
+        if options["parent_pid"]:
+            lifetime.stop_with_parent(options["parent_pid"], grace=PARENT_GONE_GRACE)
         try:
             listen = parse_multiaddr(options["listen"])
             discover = None if options["no_discovery"] else parse_multiaddr(options["discover"])
@@ -57,7 +79,18 @@ class Command(BaseCommand):
         from tasks_app.api.permissions import publish_http_bind
 
         publish_http_bind(host)  # WW_WRITES_NEED_AUTH=auto: anonymous writes on loopback only
-        identity = Identity.load_or_create(options["identity_file"])
+        # Before anything is printed: a second gateway on this state directory
+        # or this port must fail here, not after it has shown a peer ID.
+        try:
+            lock = state_lock.acquire(
+                state_lock_path(), what=f"state directory {settings.STATE_DIR}"
+            )
+            ensure_free(host, int(port), what="HTTP address")
+            if listen.port:
+                ensure_free(listen.ip, listen.port, what="RPC address")
+            identity = Identity.load_or_create(options["identity_file"])
+        except (state_lock.LockHeld, PortInUse, InvalidIdentityFile) as exc:
+            raise CommandError(str(exc)) from None
         # The peer ID alone on a line, first, so scripts can read it.
         sys.stdout.write(identity.peer_id + "\n")
         sys.stdout.flush()
@@ -88,6 +121,7 @@ class Command(BaseCommand):
         # slow round trips whenever a request is being served).
         sys.setswitchinterval(0.0005)
         process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
-        code = process.run(signals=(signal.SIGINT, signal.SIGTERM))
+        code = process.run(signals=STOP_SIGNALS)
+        lock.release()
         if code:
             raise SystemExit(code)

@@ -11,19 +11,36 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import capnp
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cluster_app.identity import Identity, InvalidPeerID, public_key_from_peer_id
+from cluster_app import lifetime, state_lock
+from cluster_app.identity import (
+    Identity,
+    InvalidIdentityFile,
+    InvalidPeerID,
+    public_key_from_peer_id,
+)
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr, parse_multiaddrs
 from workers.agent import WorkerAgent, WorkerConfig
 from workers.executor import Executor
 from wwproject.cli import add_cluster_options, cluster_key, configure_logging
 
 log = logging.getLogger("ww.worker")
+
+# SIGHUP is what closing the terminal sends: a graceful stop, like the others.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+NO_TRUST_ANCHOR = (
+    "runworker needs to know whom it joins: give --dial PEERID (the gateway's peer ID, "
+    "which the gateway must prove over TLS), or a cluster key with --cluster-key-file FILE "
+    "(env WW_CLUSTER_KEY_FILE), or both. Without either, any host answering surveys "
+    "(or listening at --addr) could pose as the gateway and be handed this worker."
+)
 
 
 class Command(BaseCommand):
@@ -56,17 +73,31 @@ class Command(BaseCommand):
         parser.add_argument(
             "--identity-file",
             default="",
-            help="keep this worker's key here (default: a new key each start)",
+            help="keep this worker's key in FILE, so its peer ID survives restarts "
+            "(default: a new key and peer ID at each start)",
+        )
+        parser.add_argument(
+            "--parent-pid",
+            type=int,
+            default=0,
+            help="stop when the process with this pid exits (runcluster passes its own)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["log_level"])
+        if options["parent_pid"]:
+            lifetime.stop_with_parent(options["parent_pid"], grace=options["grace"] + 15)
         dial = options["dial"].strip() or None
         if dial is not None:
             try:
                 public_key_from_peer_id(dial)
             except InvalidPeerID as exc:
                 raise CommandError(f"--dial: {exc}") from None
+        key = cluster_key(options)
+        # A static --addr does not help: TLS there proves only that the peer
+        # holds *some* key, and without --dial any key is accepted.
+        if dial is None and key is None:
+            raise CommandError(NO_TRUST_ANCHOR)
         try:
             addrs = tuple(parse_multiaddrs(options["addr"])) if options["addr"] else ()
             discover = parse_multiaddr(options["discover"])
@@ -74,11 +105,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
-        identity = (
-            Identity.load_or_create(options["identity_file"])
-            if options["identity_file"]
-            else Identity.generate()
-        )
+        identity, lock = _identity(options["identity_file"])
         sys.stdout.write(f"worker {identity.peer_id}\n")
         sys.stdout.flush()
         config = WorkerConfig(
@@ -91,7 +118,7 @@ class Command(BaseCommand):
             ping_interval=settings.WW_PING_INTERVAL,
             ping_timeout=settings.WW_PING_TIMEOUT,
             stop_grace=options["grace"],
-            cluster_key=cluster_key(options),
+            cluster_key=key,
         )
         # Run threads and the RPC loop share the GIL; a run thread that wants
         # it back waits at most this long (Python's default, 5 ms, would make
@@ -104,6 +131,22 @@ class Command(BaseCommand):
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         asyncio.run(_main(config))
+        if lock is not None:
+            lock.release()
+
+
+def _identity(path: str) -> tuple[Identity, state_lock.ProcessLock | None]:
+    """A fresh identity, or the one kept at `path`, locked: two workers with
+    one key would be one peer ID to the gateway."""
+    if not path:
+        return Identity.generate(), None
+    try:
+        lock = state_lock.acquire(Path(f"{path}.lock"), what=f"worker identity file {path}")
+        return Identity.load_or_create(Path(path)), lock
+    except (state_lock.LockHeld, InvalidIdentityFile) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"--identity-file {path}: {exc.strerror}") from None
 
 
 async def _main(config: WorkerConfig) -> None:
@@ -130,7 +173,7 @@ async def _main(config: WorkerConfig) -> None:
                     )
                     agent.request_stop()
 
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, on_signal, sig)
             await asyncio.gather(task, return_exceptions=True)
             if not task.cancelled() and task.exception() is not None:
