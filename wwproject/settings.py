@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Unsafe methods from another origin's page: 403 (tasks_app/api/origin.py).
+    "tasks_app.api.origin.RefuseCrossSiteWrites",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -290,6 +292,12 @@ WW_SEND_AHEAD = _env_float("WW_SEND_AHEAD", 0.02)
 # The admin always needs a staff login.
 WW_WRITES_NEED_AUTH = os.environ.get("WW_WRITES_NEED_AUTH", "auto").strip().lower() or "auto"
 WW_READS_NEED_AUTH = _env_bool("WW_READS_NEED_AUTH", False)
+# Origins (scheme://host[:port], `*.` wildcards as in CSRF_TRUSTED_ORIGINS)
+# whose pages may write (POST, PUT, PATCH, DELETE) besides the gateway's
+# own; any other browser origin gets a 403 (tasks_app/api/origin.py).
+WW_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("WW_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
 if WW_WRITES_NEED_AUTH not in {"auto", "1", "true", "yes", "on", "0", "false", "no", "off"}:
     from django.core.exceptions import ImproperlyConfigured
 

@@ -12,9 +12,10 @@ chain, DRF's request and authentication, a second thread hop to render —
 and its run is on the wire before the response is rendered. Everything
 else goes to Django untouched: other paths and methods, any cookie or
 Authorization header, an Accept header asking for more than JSON, a query
-string, a form that is not plainly valid (Django then answers with its own
-error), and a task the database refuses (nothing was stored: Django tries
-it and says why)."""
+string, a browser's write from another origin (Django's middleware refuses
+it with the rule of tasks_app/api/origin.py), a form that is not plainly
+valid (Django then answers with its own error), and a task the database
+refuses (nothing was stored: Django tries it and says why)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from django.http import HttpRequest
 from rest_framework.renderers import JSONRenderer
 
 from tasks_app import notify, selectors
+from tasks_app.api.origin import cross_site_problem, trusted_origins
 from tasks_app.api.permissions import writes_need_auth
 from tasks_app.api.serializers import task_summary
 from tasks_app.api.submission import (
@@ -140,6 +142,7 @@ def _plain_post(scope: dict[str, Any]) -> bytes | None:
         or b"authorization" in headers
         or headers.get(b"accept") not in _ACCEPTED
         or not _allowed_host(scope, headers)
+        or _cross_site(scope, headers)
         or writes_need_auth()
     ):
         return None
@@ -162,6 +165,25 @@ def _allowed_host(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
     except DisallowedHost:
         return False
     return True
+
+
+def _cross_site(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
+    """Whether the origin rule (tasks_app/api/origin.py) refuses the
+    request: Django's middleware then answers its 403."""
+    origin, fetch_site = headers.get(b"origin"), headers.get(b"sec-fetch-site")
+    if origin is None and fetch_site is None:
+        return False  # not a browser's request: the common case, decided at once
+    host = headers.get(b"host", b"").decode("latin-1")
+    return (
+        cross_site_problem(
+            method=scope["method"],
+            origin=None if origin is None else origin.decode("latin-1"),
+            fetch_site=None if fetch_site is None else fetch_site.decode("latin-1"),
+            own_origin=f"{scope.get('scheme', 'http')}://{host}",
+            trusted=trusted_origins(),
+        )
+        is not None
+    )
 
 
 async def _read_body(receive: Any) -> bytes | None:

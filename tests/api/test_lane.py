@@ -182,3 +182,37 @@ def test_with_a_known_module_the_event_loop_stores_the_task_itself(layer: Any) -
     assert Iteration.objects.filter(task_id="second").count() == 3
     told = [async_to_sync(layer.receive)(GATEWAY_CHANNEL)["task"] for _ in range(2)]
     assert told == ["first", "second"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://127.0.0.2:9000", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://127.0.0.1:9000"},  # another port: another origin
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_a_browser_write_from_another_origin_is_refused_and_nothing_stored(
+    headers: dict[str, str], django_requests: list[object]
+) -> None:
+    """The lane answers without Django's middleware, so it applies the
+    origin rule itself before taking a request: refused ones get the 403."""
+    status, answer, body = asgi_request(
+        application, "POST", "/tasks", data=seed_form(id="xs"), files=FILES, headers=headers
+    )
+    assert len(django_requests) == 1  # not the lane's to take
+    assert status == 403 and answer["content-type"] == "application/json"
+    assert httpx.Response(status, content=body).json()["field"] in {"Origin", "Sec-Fetch-Site"}
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_same_origin_page_still_takes_the_lane(django_requests: list[object]) -> None:
+    headers = {"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}
+    status, _, _ = asgi_request(
+        application, "POST", "/tasks", data=seed_form(id="own"), files=FILES, headers=headers
+    )
+    assert django_requests == [] and status == 201
+    assert Task.objects.filter(pk="own").exists()
