@@ -72,21 +72,50 @@ def as_new(task: Task) -> Task:
     return _with_progress(task, runs=task.run_count, states=Counter(), next_due_at=first_due)
 
 
-def task_detail(task_id: str) -> Task:
-    """One task with its runs and their attempts. Its progress is counted
-    from the runs read here, so the two always agree (counted in another
-    query, a run that ends in between would be missing from the counts)."""
+def task_summary(task_id: str) -> Task:
+    """One task with its progress and `runs_by_state` (run counts by
+    state, every state present), without its runs: one query for the task,
+    one for the counts."""
     try:
-        task = Task.objects.prefetch_related("iterations__attempts").get(pk=task_id)
+        task = Task.objects.get(pk=task_id)
     except Task.DoesNotExist:
         raise TaskNotFound(task_id) from None
-    runs = list(task.iterations.all())
-    return _with_progress(
-        task,
-        runs=len(runs),
-        states=Counter(run.state for run in runs),
-        next_due_at=min((run.due_at for run in runs if run.state == State.PENDING), default=None),
+    return _with_state_counts(task)
+
+
+def task_detail(task_id: str, *, runs_limit: int = 100, runs_offset: int = 0) -> Task:
+    """`task_summary` and one page of its runs with their attempts, as
+    `runs_page`: runs `runs_offset` … `runs_offset + runs_limit - 1` by
+    index. Nothing here grows with the task's size but the counting, which
+    the database does: a task of 100,000 runs reads 100 of them.
+
+    The page and the counts are two reads; a run that ends between them
+    may show its new state in one and not yet in the other (reading both
+    in one transaction would, on SQLite, take the write lock)."""
+    task = task_summary(task_id)
+    runs = (
+        Iteration.objects.filter(
+            task_id=task_id, index__gte=runs_offset, index__lt=runs_offset + runs_limit
+        )
+        .order_by("index")
+        .prefetch_related("attempts")
     )
+    task.runs_page = list(runs)  # type: ignore[attr-defined]
+    return task
+
+
+def _with_state_counts(task: Task) -> Task:
+    """Set on `task` its runs counted by state and the progress `task_list`
+    annotates, from one aggregate over its runs (one pass, one row: no run
+    is loaded)."""
+    counts = Iteration.objects.filter(task_id=task.pk).aggregate(
+        **{state: Count("id", filter=Q(state=state)) for state in State.values},
+        next_due_at=Min("due_at", filter=Q(state=State.PENDING)),
+    )
+    next_due_at = counts.pop("next_due_at")
+    states = Counter({state: counts[state] for state in State.values})
+    task.runs_by_state = {state: states[state] for state in State.values}  # type: ignore[attr-defined]
+    return _with_progress(task, runs=sum(states.values()), states=states, next_due_at=next_due_at)
 
 
 def _with_progress(

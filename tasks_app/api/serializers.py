@@ -169,11 +169,37 @@ class RunSerializer(serializers.ModelSerializer):
         return serializers.DateTimeField().to_representation(last.started_at)
 
 
-class TaskDetailSerializer(TaskSerializer):
-    runs_detail = RunSerializer(source="iterations", many=True, read_only=True)
+class RunsByStateSerializer(serializers.Serializer):
+    """A task's runs counted by state; every state is present."""
+
+    pending = serializers.IntegerField(help_text="not started yet")
+    running = serializers.IntegerField(help_text="sent to a worker, not ended")
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="trapped, or the module was refused")
+    timed_out = serializers.IntegerField(help_text="stopped at the time limit (`duration`)")
+    cancelled = serializers.IntegerField(help_text="never started, or interrupted, by a cancel")
+
+
+@extend_schema_serializer(component_name="TaskSummary")
+class TaskSummarySerializer(TaskSerializer):
+    """A task as `GET /tasks` lists it, with its runs counted by state
+    (`DELETE /tasks/<id>` answers this)."""
+
+    runs_by_state = RunsByStateSerializer(read_only=True)
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "runs_detail"]
+        fields = [*TaskSerializer.Meta.fields, "runs_by_state"]
+
+
+class TaskDetailSerializer(TaskSummarySerializer):
+    """`TaskSummarySerializer` and a page of its runs (`selectors.task_detail`'s
+    `runs_page`) as `runs`; `runs` of the summary (the count) becomes
+    `run_count`."""
+
+    runs_detail = RunSerializer(source="runs_page", many=True, read_only=True)
+
+    class Meta(TaskSummarySerializer.Meta):
+        fields = [*TaskSummarySerializer.Meta.fields, "runs_detail"]
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -220,23 +246,44 @@ def task_summaries(tasks: list[Task]) -> list[dict[str, Any]]:
     return [shape.to_representation(task) for task in tasks]
 
 
-def task_detail(task: Task) -> dict[str, Any]:
-    """A task with each run, as `GET /tasks/<id>` gives it."""
-    return _shared(TaskDetailSerializer).to_representation(task)
+def task_with_counts(task: Task) -> dict[str, Any]:
+    """A task with its runs counted by state (`selectors.task_summary`), as
+    `DELETE /tasks/<id>` answers it."""
+    return _shared(TaskSummarySerializer).to_representation(task)
+
+
+def task_detail(task: Task, *, runs_limit: int, runs_offset: int) -> dict[str, Any]:
+    """A task with a page of its runs (`selectors.task_detail`), as
+    `GET /tasks/<id>` gives it; the page's bounds beside it."""
+    data = _shared(TaskDetailSerializer).to_representation(task)
+    data["runs_offset"], data["runs_limit"] = runs_offset, runs_limit
+    return data
 
 
 # -- shapes for the OpenAPI document only (the views above produce them) ------
 
 
 @extend_schema_serializer(component_name="TaskDetail")
-class TaskDetailDocSerializer(TaskSerializer):
-    """`GET /tasks/<id>`: a task with each run (TaskDetailSerializer's output)."""
+class TaskDetailDocSerializer(TaskSummarySerializer):
+    """`GET /tasks/<id>`: a task with one page of its runs
+    (TaskDetailSerializer's output)."""
 
-    runs = RunSerializer(many=True, read_only=True)
-    run_count = serializers.IntegerField(read_only=True)
+    runs = RunSerializer(
+        many=True,
+        read_only=True,
+        help_text="one page of the task's runs, by index: `runs_limit` runs from run "
+        "`runs_offset` on (the next page is in the `Link` header)",
+    )
+    run_count = serializers.IntegerField(
+        read_only=True, help_text="the task's runs in all: max(repeats, 1)"
+    )
+    runs_offset = serializers.IntegerField(
+        read_only=True, help_text="index of the first run on this page"
+    )
+    runs_limit = serializers.IntegerField(read_only=True, help_text="the page's size asked for")
 
-    class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "run_count"]
+    class Meta(TaskSummarySerializer.Meta):
+        fields = [*TaskSummarySerializer.Meta.fields, "run_count", "runs_offset", "runs_limit"]
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -11,15 +11,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tasks_app import notify, selectors, services
-from tasks_app.api.pagination import paginate
+from tasks_app.api.pagination import (
+    DEFAULT_RUNS_LIMIT,
+    MAX_RUNS_LIMIT,
+    paginate,
+    runs_links,
+    runs_page,
+)
 from tasks_app.api.serializers import (
     ErrorSerializer,
     TaskDetailDocSerializer,
     TaskSerializer,
     TaskSubmissionSerializer,
+    TaskSummarySerializer,
     task_detail,
     task_summaries,
     task_summary,
+    task_with_counts,
 )
 from tasks_app.api.submission import read_submission, submit
 from tasks_app.exceptions import ModuleTooLarge
@@ -87,30 +95,60 @@ class TaskListView(APIView):
 
 
 class TaskDetailView(APIView):
-    """`GET /tasks/<id>`: one task with each run's state, worker, timings
-    and result. `DELETE /tasks/<id>`: cancel it (runs not started end
-    `cancelled`, running ones are interrupted); the task stays inspectable."""
+    """`GET /tasks/<id>`: one task, its runs counted by state, and a page of
+    its runs with each run's state, worker, timings and result.
+    `DELETE /tasks/<id>`: cancel it (runs not started end `cancelled`,
+    running ones are interrupted) and answer its summary; the task stays
+    inspectable."""
 
     @extend_schema(
         operation_id="tasks_retrieve",
-        summary="One task with its runs",
-        responses={200: TaskDetailDocSerializer, 404: _ERROR},
+        summary="One task with a page of its runs",
+        description="The task as `GET /tasks` lists it, `runs_by_state` (its runs counted "
+        "by state), and one page of its runs in index order with their attempts. A task of "
+        "100,000 runs answers as fast as one of 10: pages are chosen with `runs_limit` and "
+        "`runs_offset`; the next and previous pages are in the `Link` header.",
+        parameters=[
+            OpenApiParameter(
+                "runs_limit",
+                OpenApiTypes.INT,
+                description=f"runs on the page, 1-{MAX_RUNS_LIMIT} ({DEFAULT_RUNS_LIMIT})",
+            ),
+            OpenApiParameter(
+                "runs_offset",
+                OpenApiTypes.INT,
+                description="index of the first run on the page, 0 or more (0)",
+            ),
+            OpenApiParameter(
+                "Link",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                response=[200],
+                description='RFC 8288 links to the neighbouring pages of runs: rel="next" '
+                'and rel="prev" (absent on a task\'s only page)',
+            ),
+        ],
+        responses={200: TaskDetailDocSerializer, 400: _ERROR, 404: _ERROR},
     )
     def get(self, request: Request, task_id: str) -> Response:
-        return Response(task_detail(selectors.task_detail(task_id)))
+        page = runs_page(request)
+        task = selectors.task_detail(task_id, runs_limit=page.limit, runs_offset=page.offset)
+        body = task_detail(task, runs_limit=page.limit, runs_offset=page.offset)
+        return Response(body, headers=runs_links(request, page, task.run_count))
 
     @extend_schema(
         operation_id="tasks_cancel",
         summary="Cancel a task",
         description="Runs not started end `cancelled`; running ones are interrupted. "
-        "The task and its history stay.",
-        responses={200: TaskDetailDocSerializer, 404: _ERROR},
+        "The task and its history stay. Answers the task's summary with its runs counted "
+        "by state (`runs_by_state`), not the runs: `GET /tasks/<id>` pages through them.",
+        responses={200: TaskSummarySerializer, 404: _ERROR},
     )
     def delete(self, request: Request, task_id: str) -> Response:
         cancellation = services.cancel_task(task_id=task_id)
         if cancellation.running:
             notify.task_cancelled(task_id)
-        return Response(task_detail(selectors.task_detail(task_id)))
+        return Response(task_with_counts(selectors.task_summary(task_id)))
 
 
 def _refuse_oversized(request: Request) -> None:
