@@ -42,4 +42,4 @@ class GatewayConsumer(WithoutDatabase):
             await self.node.scheduler.load(task_id=str(message["task"]))
 
     async def task_cancelled(self, message: dict[str, Any]) -> None:
-        await self.node.scheduler.cancel_task(str(message["task"]))
+        self.node.scheduler.cancel_task(str(message["task"]))

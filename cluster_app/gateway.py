@@ -139,7 +139,9 @@ class GatewayNode:
         self._journal_task = asyncio.create_task(self.journal.run(), name="journal")
         self._spawn(self._take_workers(), "channel-loop")
         self._spawn(self.scheduler.run(), "scheduler")
-        notify.serve_locally(asyncio.get_running_loop(), self.scheduler.add)
+        notify.serve_locally(
+            asyncio.get_running_loop(), self.scheduler.add, self.scheduler.cancel_task
+        )
         self._spawn(self._report_load(), "worker-load")
         self._spawn(self._sweep(), "sweep")
         self._spawn(self._check_liveness(), "liveness")

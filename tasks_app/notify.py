@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,16 +30,38 @@ GATEWAY_CHANNEL = "ww.gateway"
 RUNS_IN_MESSAGE = 1000
 
 AddRuns = Callable[[list[DueRun]], None]
+CancelRuns = Callable[[str], None]
 
-# The scheduler of the gateway running in this process, if one is: its loop
-# and the function (called on that loop) that queues new runs.
-_local: tuple[asyncio.AbstractEventLoop, AddRuns] | None = None
+# How long a cancel waits for this process's scheduler to drop the task's
+# queued runs before it goes by the channel layer instead.
+_CANCEL_WAIT = 2.0
 
 
-def serve_locally(loop: asyncio.AbstractEventLoop, add_runs: AddRuns) -> None:
-    """Submissions in this process go to `add_runs` on `loop` from now on."""
+def _no_cancel(task_id: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Local:
+    """The scheduler of the gateway running in this process: its loop and
+    the functions (called on that loop) that queue new runs and stop a
+    task's runs."""
+
+    loop: asyncio.AbstractEventLoop
+    add_runs: AddRuns
+    cancel_runs: CancelRuns
+
+
+_local: _Local | None = None
+
+
+def serve_locally(
+    loop: asyncio.AbstractEventLoop, add_runs: AddRuns, cancel_runs: CancelRuns = _no_cancel
+) -> None:
+    """Submissions in this process go to `add_runs` on `loop` from now on,
+    cancellations to `cancel_runs`."""
     global _local
-    _local = (loop, add_runs)
+    _local = _Local(loop, add_runs, cancel_runs)
 
 
 def stop_serving_locally() -> None:
@@ -50,9 +74,8 @@ def task_submitted(task_id: str, runs: Sequence[DueRun] = ()) -> None:
     thread (a request's, a command's)."""
     local = _local
     if local is not None and 0 < len(runs) <= RUNS_IN_MESSAGE:
-        loop, add_runs = local
         try:
-            loop.call_soon_threadsafe(add_runs, list(runs))
+            local.loop.call_soon_threadsafe(local.add_runs, list(runs))
             return
         except RuntimeError:  # that loop has closed (the gateway is stopping)
             pass  # the layer, then; the runs are stored either way
@@ -65,10 +88,10 @@ async def task_submitted_here(task_id: str, runs: Sequence[DueRun] = ()) -> None
     local = _local
     if (
         local is not None
-        and local[0] is asyncio.get_running_loop()
+        and local.loop is asyncio.get_running_loop()
         and 0 < len(runs) <= RUNS_IN_MESSAGE
     ):
-        local[1](list(runs))
+        local.add_runs(list(runs))
         return
     layer = get_channel_layer()
     if layer is None:
@@ -107,8 +130,46 @@ async def dispatch_turns() -> None:
 
 
 def task_cancelled(task_id: str) -> None:
-    """The task's running runs must be interrupted."""
+    """None of the task's runs may start from now on, and its running ones
+    must be interrupted. From a thread; called while the cancellation's
+    transaction still holds the task, so that no run of it is handed out
+    between the database saying `cancelled` and the scheduler knowing.
+
+    The scheduler of this process (if one runs here) has dropped the
+    task's queued runs when this returns; any other gateway hears it by
+    the channel layer."""
+    local = _local
+    if local is not None and _cancel_here(local, task_id):
+        return
     _send({"type": "task.cancelled", "task": task_id})
+
+
+def _cancel_here(local: _Local, task_id: str) -> bool:
+    """Run `cancel_runs` on the scheduler's loop and wait for it. False if
+    that loop did not take it in time (closed, or stuck)."""
+    done = threading.Event()
+
+    def cancel() -> None:
+        try:
+            local.cancel_runs(task_id)
+        finally:
+            done.set()
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is local.loop:  # called on the scheduler's own loop
+        cancel()
+        return True
+    try:
+        local.loop.call_soon_threadsafe(cancel)
+    except RuntimeError:  # that loop has closed (the gateway is stopping)
+        return False
+    if done.wait(_CANCEL_WAIT):
+        return True
+    log.warning("the scheduler did not take the cancel of %s in time; sent it instead", task_id)
+    return False
 
 
 def run_to_message(run: DueRun) -> list[Any]:

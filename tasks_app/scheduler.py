@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from workers.run_times import Kind, RunTimes
 log = logging.getLogger("ww.scheduler")
 
 _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
+_CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
 
 _OUTCOME_STATES = {
     "succeeded": "succeeded",
@@ -96,6 +98,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._runs: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._running: dict[int, _Running] = {}
         self._tries: dict[int, int] = {}
         # Runs sent to a worker by this process lately (monotonic time sent).
@@ -145,6 +148,8 @@ class Scheduler:
     def push(self, run: DueRun, *, retry: bool = False) -> None:
         if run.iteration_id in self._queued or run.iteration_id in self._running:
             return
+        if run.task_id in self._cancelled:
+            return  # its announcement came after its cancel
         self._queued.add(run.iteration_id)
         heapq.heappush(self._heap, (run.due_at, 0 if retry else 1, next(self._seq), run))
         self._wake.set()
@@ -154,30 +159,55 @@ class Scheduler:
 
     # -- cancellation ---------------------------------------------------------
 
-    async def cancel_task(self, task_id: str) -> int:
-        """Drop a task's queued runs and interrupt its running ones (the
-        database already says they are cancelled). Returns how many runs
-        were interrupted."""
+    def cancel_task(self, task_id: str) -> int:
+        """Stop a task here (the database says it is cancelled, or is about
+        to): its queued runs are dropped, none of its runs is handed out
+        from now on, and its running ones are interrupted on their workers,
+        all at once, in the background. Returns how many runs are being
+        interrupted."""
         self._cancelled.add(task_id)
         kept = [entry for entry in self._heap if entry[-1].task_id != task_id]
         if len(kept) != len(self._heap):
             self._queued = {entry[-1].iteration_id for entry in kept}
             heapq.heapify(kept)
             self._heap = kept
-        interrupted = 0
-        for running in list(self._running.values()):
-            if running.run.task_id != task_id or running.worker.capability is None:
-                continue
-            interrupted += 1
-            with contextlib.suppress(Exception):
+        running = [r for r in self._running.values() if r.run.task_id == task_id]
+        if running:
+            self._own(self._interrupt(task_id, running), name=f"cancel-{task_id}")
+        log.info("task %s cancelled: %d running runs to interrupt", task_id, len(running))
+        return len(running)
+
+    async def _interrupt(self, task_id: str, running: list[_Running]) -> None:
+        """Ask each worker running one of the runs to stop it (a run that
+        waits in a worker's queue is dropped there), concurrently."""
+
+        async def interrupt(run: DueRun, worker: PooledWorker) -> None:
+            capability = worker.capability
+            if capability is None:
+                return
+            try:
                 await asyncio.wait_for(
-                    running.worker.capability.cancel(
-                        taskId=running.run.task_id, iteration=running.run.index
-                    ),
-                    5,
+                    capability.cancel(taskId=run.task_id, iteration=run.index), _CANCEL_TIMEOUT
                 )
-        log.info("task %s: %d running runs interrupted", task_id, interrupted)
-        return interrupted
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - its run ends when its call does
+                log.info(
+                    "run %s#%d: cancel not delivered to %s: %s",
+                    task_id,
+                    run.index,
+                    worker.peer_id,
+                    _first_line(exc),
+                )
+
+        await asyncio.gather(*(interrupt(r.run, r.worker) for r in running))
+
+    def _own(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """A background task of the scheduler's: cancelled and awaited when
+        the scheduler stops."""
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- the loop -------------------------------------------------------------
 
@@ -185,27 +215,38 @@ class Scheduler:
         """Fire runs as they fall due, until cancelled."""
         try:
             while True:
-                await self._until_due()
-                # The worker first, then the runs: a retry queued while we
-                # waited for a slot goes ahead of the run that woke us.
-                queue = self._queue_room(self._heap[0][-1])
-                worker = await self._pool.acquire(queue=queue)
-                batch = self._pop_batch(worker, queue)
-                if not batch:
-                    self._pool.release(worker)
-                    continue
-                for run in batch:
-                    self._running[run.iteration_id] = _Running(run, worker)
-                head = batch[0]
-                task = asyncio.create_task(
-                    self._dispatch(batch, worker), name=f"run-{head.task_id}-{head.index}"
-                )
-                self._runs.add(task)
-                task.add_done_callback(self._runs.discard)
+                try:
+                    await self._fire_next()
+                except Exception:
+                    # A bug here must not stop every run of the cluster.
+                    log.exception("scheduler: handing out runs failed; going on")
+                    await asyncio.sleep(0.1)
         finally:
-            for task in list(self._runs):
+            owned = [*self._runs, *self._background]
+            for task in owned:
                 task.cancel()
-            await asyncio.gather(*self._runs, return_exceptions=True)
+            await asyncio.gather(*owned, return_exceptions=True)
+
+    async def _fire_next(self) -> None:
+        """Wait for the next due run and a place for it; send it (and the
+        runs that may travel with it) on its way."""
+        await self._until_due()
+        # The worker first, then the runs: a retry queued while we
+        # waited for a slot goes ahead of the run that woke us.
+        queue = self._queue_room(self._heap[0][-1])
+        worker = await self._pool.acquire(queue=queue)
+        batch = self._pop_batch(worker, queue)
+        if not batch:
+            self._pool.release(worker)
+            return
+        for run in batch:
+            self._running[run.iteration_id] = _Running(run, worker)
+        head = batch[0]
+        task = asyncio.create_task(
+            self._dispatch(batch, worker), name=f"run-{head.task_id}-{head.index}"
+        )
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
 
     async def _until_due(self) -> None:
         """Sleep until the earliest queued run is due (one timer)."""
@@ -225,6 +266,8 @@ class Scheduler:
         short runs due behind it that fit on `worker`, up to `max_batch` and
         about `batch_time` seconds of them (one place on the worker is held
         already)."""
+        if not self._heap:
+            return []  # cancelled while we waited for the worker
         now = timezone.now()
         # No more than an even share of what is queued, so that runs spread
         # over every worker before any gets a second call (fairness), and

@@ -279,13 +279,18 @@ def _announce(task_id: str, runs: Sequence[Iteration]) -> None:
 
 def recover_interrupted_runs() -> int:
     """After a gateway restart: attempts that were in flight are lost, and
-    their runs wait to be dispatched again. Returns how many runs."""
+    their runs wait to be dispatched again, unless their task was cancelled
+    meanwhile: those end `cancelled`. Returns how many runs wait again."""
     now = timezone.now()
     with transaction.atomic():
         Attempt.objects.filter(outcome=Outcome.RUNNING).update(
             outcome=Outcome.LOST, error="gateway restarted", finished_at=now
         )
-        return Iteration.objects.filter(state=State.RUNNING).update(state=State.PENDING)
+        interrupted = Iteration.objects.filter(state=State.RUNNING)
+        interrupted.filter(task__cancelled_at__isnull=False).update(
+            state=State.CANCELLED, finished_at=now
+        )
+        return interrupted.update(state=State.PENDING)
 
 
 @dataclass(frozen=True)
@@ -295,9 +300,10 @@ class Cancellation:
 
 
 def cancel_task(*, task_id: str) -> Cancellation:
-    """Cancel a task: runs not yet started end `cancelled` now; running ones
-    are interrupted by the gateway and end `cancelled` when their worker
-    answers. The task and its history stay. Cancelling twice is harmless."""
+    """Cancel a task: runs not yet started end `cancelled` now and are never
+    executed; running ones are interrupted by the gateway and end
+    `cancelled` when their worker answers. The task and its history stay.
+    Cancelling twice is harmless."""
     now = timezone.now()
     with transaction.atomic():
         task = Task.objects.select_for_update().filter(pk=task_id).first()
@@ -306,6 +312,9 @@ def cancel_task(*, task_id: str) -> Cancellation:
         if task.cancelled_at is None:
             task.cancelled_at = now
             task.save(update_fields=["cancelled_at"])
+        # Before the runs say `cancelled`: from here no gateway hands one
+        # out, and those running are interrupted (whether or not any is).
+        notify.task_cancelled(task_id)
         pending = task.iterations.filter(state=State.PENDING)
         # One UPDATE, whatever the task's size (a 100,000-run task was
         # loaded run by run); only the lowest-index runs are announced.

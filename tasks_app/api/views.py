@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tasks_app import notify, selectors, services
+from tasks_app import selectors, services
 from tasks_app.api.pagination import (
     DEFAULT_RUNS_LIMIT,
     MAX_RUNS_LIMIT,
@@ -145,9 +145,7 @@ class TaskDetailView(APIView):
         responses={200: TaskSummarySerializer, 404: _ERROR},
     )
     def delete(self, request: Request, task_id: str) -> Response:
-        cancellation = services.cancel_task(task_id=task_id)
-        if cancellation.running:
-            notify.task_cancelled(task_id)
+        services.cancel_task(task_id=task_id)
         return Response(task_with_counts(selectors.task_summary(task_id)))
 
 

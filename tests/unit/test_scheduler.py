@@ -6,7 +6,7 @@ cancelled meanwhile are not sent."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -29,7 +29,10 @@ class FakeWorker:
         self.calls.append(1)
         return SimpleNamespace(outcome=_outcome(job))
 
+    cancels: list[tuple[str, int]] = field(default_factory=list)
+
     async def cancel(self, taskId: str, iteration: int) -> Any:
+        self.cancels.append((taskId, iteration))
         return SimpleNamespace(found=False)
 
     async def executeMany(self, jobs: list[dict[str, Any]]) -> Any:
@@ -118,7 +121,7 @@ def test_runs_of_a_cancelled_task_are_not_sent_and_their_places_come_back() -> N
         scheduler.add(_runs("kept", 3, first_id=300))
         await asyncio.sleep(0)  # the loop takes them all into calls not yet made
         assert not scheduler.queue_depth()
-        await scheduler.cancel_task("gone")
+        scheduler.cancel_task("gone")
         await _settle(records, 4)
         await asyncio.sleep(0.05)
         loop.cancel()
@@ -174,3 +177,105 @@ def test_a_call_carries_about_batch_time_of_runs() -> None:
     asyncio.run(main())
     assert sum(worker.calls) == 31
     assert max(worker.calls) == 3  # ~3 ms of 1 ms runs, though 64 would fit
+
+
+def _later(task_id: str, n: int, first_id: int, seconds: float) -> list[DueRun]:
+    return [
+        replace(run, due_at=timezone.now() + timedelta(seconds=seconds))
+        for run in _runs(task_id, n, first_id)
+    ]
+
+
+def test_a_cancelled_tasks_queued_runs_leave_the_queue_and_never_go_out() -> None:
+    worker = FakeWorker()
+
+    async def main() -> tuple[Scheduler, list[Record], int]:
+        scheduler, _, records = _start(worker)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_later("soon", 5, first_id=10, seconds=0.2))
+        scheduler.add(_later("other", 1, first_id=90, seconds=0.2))
+        depth_before = scheduler.queue_depth()
+        scheduler.cancel_task("soon")
+        await _settle(records, 1)  # "other" ran: "soon" was due at the same time
+        await asyncio.sleep(0.1)
+        loop.cancel()
+        return scheduler, records, depth_before
+
+    scheduler, records, depth_before = asyncio.run(main())
+    assert depth_before == 6
+    assert scheduler.queue_depth() == 0
+    assert {r.task_id for r in records} == {"other"}
+
+
+def test_runs_announced_after_their_cancel_are_not_queued() -> None:
+    async def main() -> Scheduler:
+        scheduler, _, _ = _start(FakeWorker())
+        scheduler.cancel_task("late")
+        scheduler.add(_runs("late", 3))
+        return scheduler
+
+    assert asyncio.run(main()).queue_depth() == 0
+
+
+class SlowWorker(FakeWorker):
+    """Runs take a second."""
+
+    async def execute(self, job: dict[str, Any]) -> Any:
+        self.calls.append(1)
+        await asyncio.sleep(1)
+        return SimpleNamespace(outcome=_outcome(job))
+
+    async def executeMany(self, jobs: list[dict[str, Any]]) -> Any:
+        self.calls.append(len(jobs))
+        await asyncio.sleep(1)
+        return SimpleNamespace(outcomes=[_outcome(job) for job in jobs])
+
+
+def test_cancel_asks_every_worker_holding_a_run_at_once() -> None:
+    workers = [SlowWorker(), SlowWorker()]
+
+    async def main() -> None:
+        records: list[Record] = []
+        journal = Journal(lambda batch: records.extend(batch) or [])
+        journal.append = records.append  # type: ignore[method-assign]  # no database here
+        pool = WorkerPool()
+        for n, worker in enumerate(workers):
+            pool.add(peer_id=f"w{n}", address="a", concurrency=2, capability=worker, connection=n)
+        scheduler = Scheduler(pool, journal, max_queue=8, max_batch=1)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("held", 4))
+        while sum(len(w.calls) for w in workers) < 4:
+            await asyncio.sleep(0.001)
+        assert scheduler.cancel_task("held") == 4
+        await asyncio.sleep(0.05)
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+    asyncio.run(main())
+    asked = sorted(c for w in workers for c in w.cancels)
+    assert asked == [("held", 0), ("held", 1), ("held", 2), ("held", 3)]
+    assert all(w.cancels for w in workers)
+
+
+def test_a_cancel_while_the_scheduler_waits_for_a_worker_leaves_it_running() -> None:
+    worker = SlowWorker()  # its one slot is busy for a second
+
+    async def main() -> list[Record]:
+        scheduler, _, records = _start(worker)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("busy", 1))
+        while not worker.calls:
+            await asyncio.sleep(0.001)
+        scheduler.add(_runs("waiting", 1, first_id=50))
+        await asyncio.sleep(0.01)  # the loop now waits for a free slot
+        scheduler.cancel_task("waiting")  # and the run it waits for is gone
+        await _settle(records, 1)
+        scheduler.add(_runs("after", 1, first_id=90))
+        await _settle(records, 2)
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        return records
+
+    records = asyncio.run(main())
+    ended = [r.task_id for r in records if isinstance(r, RunEnded)]
+    assert ended == ["busy", "after"]
