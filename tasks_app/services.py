@@ -26,7 +26,7 @@ from tasks_app.exceptions import (
 from tasks_app.loop_db import LoopDatabase, qmark
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.selectors import DueRun
-from workers.modules import InvalidModule, inspect_module, module_hash
+from workers.modules import InvalidModule, ModuleLimits, inspect_module, module_hash
 
 log = logging.getLogger("ww.tasks")
 
@@ -54,13 +54,21 @@ def store_module(*, wasm: bytes) -> Module:
     if known is not None:
         return Module.from_db(connection.alias, _KNOWN_MODULE_FIELDS, known)
     try:
-        info = inspect_module(wasm)
+        info = inspect_module(wasm, _module_limits())
     except InvalidModule as exc:
         raise InvalidField("wasm", str(exc)) from None
     module, _ = Module.objects.get_or_create(
         sha256=info.sha256, defaults={"wasm": wasm, "size": info.size, "kind": info.kind}
     )
     return module
+
+
+def _module_limits() -> ModuleLimits:
+    return ModuleLimits(
+        max_functions=settings.WW_MODULE_MAX_FUNCTIONS,
+        compile_seconds=settings.WW_MODULE_COMPILE_SECONDS,
+        compile_memory_bytes=settings.WW_MODULE_COMPILE_BYTES,
+    )
 
 
 def create_task(

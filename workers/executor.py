@@ -2,8 +2,12 @@
 
 A run is bounded in time by epoch interruption (a ticker thread advances the
 engine's epoch every ``TICK`` seconds; at each tick the store's deadline
-callback ends the run if its time is up or it was cancelled),
-in memory by the store's limiter, and in stack by ``max_wasm_stack``. Runs go
+callback ends the run if its time is up or it was cancelled), and inside
+host calls that could wait by ``workers.wasi_bounds``; in memory by the
+store's limiter, in stack by ``max_wasm_stack``, in what it sends back by
+``workers.output``. Its module is compiled in a child process bounded in
+memory, the wait counted against the run's time limit
+(``workers.bounded_compile``). Runs go
 to a thread pool: wasmtime releases the GIL while wasm executes, so runs in
 different threads use different cores. Whatever the module does, ``execute``
 returns a :class:`RunOutcome`; it never raises for the module's faults.
@@ -27,14 +31,13 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import _func as wasmtime_func
 
-from workers.modules import (
-    InvalidModule,
-    ModuleKind,
-    compile_module,
-    inspect_compiled,
-    module_hash,
-)
+from workers.bounded_compile import Compiler, CompilerUnavailable
+from workers.compile_child import make_engine
+from workers.modules import InvalidModule, ModuleKind, inspect_compiled, module_hash
+from workers.output import TRUNCATED_MARKER, Sink, capped
+from workers.run_control import RunControl, RunStopped, running
 from workers.run_times import Kind, RunTimes
+from workers.wasi_bounds import bound_blocking_calls
 
 logger = logging.getLogger("ww.executor")
 
@@ -42,7 +45,6 @@ RunState = Literal["succeeded", "failed", "timed_out", "cancelled"]
 T = TypeVar("T")
 
 TICK = 0.01  # seconds between epoch increments: the granularity of time limits
-MAX_WASM_STACK = 1 << 20  # well under the 8 MiB default pthread stack of pool threads
 # A run of a kind (module and inputs) seen to take less than this runs on the
 # caller's thread (the worker's event loop): handing it to a pool thread and
 # back costs more than the run. Mispredicted, it is stopped after
@@ -55,7 +57,7 @@ TABLES_LIMIT = 4
 MEMORIES_LIMIT = 4
 ERROR_LIMIT = 500  # characters of a trap message kept in RunOutcome.error
 STDERR_TAIL = 1024  # last bytes of stderr kept in the error of a failed WASI command
-TRUNCATED_MARKER = "…[truncated]"
+__all__ = ["TRUNCATED_MARKER", "Executor", "RunOutcome", "RunRequest"]
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,7 @@ class _Compiled:
     run_bits: int = 64  # width of run's result
 
 
-@dataclass(eq=False)
-class _Control:
-    """One run's stop conditions, checked by the store's epoch callback."""
-
-    deadline: float  # time.monotonic() at which the run is out of time
-    cancelled: bool = False
-    reason: str = ""  # why the callback stopped the run: "timed_out" or "cancelled"
-    callback: Any = None  # the ctypes callback: kept alive as long as the store
+_Control = RunControl
 
 
 _DeadlineCallback = ctypes.CFUNCTYPE(
@@ -114,11 +109,7 @@ def _deadline_callback(control: _Control) -> Any:
     one more tick, or end the run with an error (which becomes a trap)."""
 
     def check(context: Any, data: Any, delta: Any, kind: Any) -> int:
-        if control.cancelled:
-            control.reason = "cancelled"
-        elif time.monotonic() >= control.deadline:
-            control.reason = "timed_out"
-        else:
+        if not control.stop_reason():
             delta[0] = 1
             kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
             return 0
@@ -152,24 +143,31 @@ class Executor:
         concurrency: int,
         memory_limit: int = 256 * 1024 * 1024,
         output_limit: int = 64 * 1024,
+        result_limit: int = 64 * 1024,
         default_time_limit: float = 60.0,
         cache_size: int = 64,
+        compile_memory_limit: int = 512 * 1024 * 1024,
+        compile_time_limit: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
         self.memory_limit = memory_limit
         self.output_limit = output_limit
+        self.result_limit = result_limit
         self.default_time_limit = default_time_limit
         self.cache_size = max(1, cache_size)
+        self.compile_time_limit = compile_time_limit
 
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.consume_fuel = False
-        config.max_wasm_stack = MAX_WASM_STACK
-        self._engine = wasmtime.Engine(config)
+        # Modules are compiled in a child with this very engine configuration
+        # (epoch interruption, stack limit) and deserialized here.
+        self._engine = make_engine("executor")
         self._linker = wasmtime.Linker(self._engine)
         self._linker.define_wasi()
+        bound_blocking_calls(self._linker)
+        self._compiler = Compiler("executor", memory_bytes=compile_memory_limit, keep=1)
+        # Started now, so that a run's first module does not wait for a process start.
+        self._compiler.warm()
 
         self._lock = threading.Lock()
         self._active: dict[str, list[_Control]] = {}
@@ -198,6 +196,7 @@ class Executor:
         self._stop.set()
         if self._ticker.is_alive():
             self._ticker.join()
+        self._compiler.close()
 
     def __enter__(self) -> Self:
         return self
@@ -217,29 +216,24 @@ class Executor:
         with self._lock:
             return module_hash in self._cache
 
-    def _compiled(self, digest: str, wasm: bytes) -> _Compiled:
+    def _compiled(self, digest: str, wasm: bytes, control: _Control) -> _Compiled:
         with self._lock:
             hit = self._lookup(digest)
             if hit is not None:
                 return hit
             key_lock = self._compile_locks.setdefault(digest, threading.Lock())
         # One compile per module even if several runs of it arrive at once;
-        # different modules still compile in parallel.
-        with key_lock:
+        # different modules still compile in parallel. A run waiting for
+        # another's compile waits no longer than its own time allows.
+        if not key_lock.acquire(timeout=max(0.0, min(control.deadline - time.monotonic(), 1e6))):
+            raise RunStopped("timed_out")
+        try:
             with self._lock:
                 hit = self._lookup(digest)
             if hit is not None:
                 return hit
             try:
-                if not wasm:
-                    raise _RunFailed(f"module {digest} is not cached and no bytes were sent")
-                if module_hash(wasm) != digest:
-                    raise _RunFailed(f"module bytes do not match module hash {digest}")
-                module = compile_module(self._engine, wasm)
-                kind = inspect_compiled(module, self._linker)
-                compiled = _compiled_of(module, kind, self._linker)
-            except InvalidModule as exc:
-                raise _RunFailed(str(exc)) from exc
+                compiled = self._compile(digest, wasm, control)
             finally:
                 with self._lock:
                     self._compile_locks.pop(digest, None)
@@ -249,6 +243,28 @@ class Executor:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
             return compiled
+        finally:
+            key_lock.release()
+
+    def _compile(self, digest: str, wasm: bytes, control: _Control) -> _Compiled:
+        """Compile in a child: bounded in memory, its wait by the run's
+        deadline (and the compile time limit) and ended by its cancel."""
+        if not wasm:
+            raise _RunFailed(f"module {digest} is not cached and no bytes were sent")
+        if module_hash(wasm) != digest:
+            raise _RunFailed(f"module bytes do not match module hash {digest}")
+        seconds = max(0.0, min(control.deadline - time.monotonic(), self.compile_time_limit))
+        try:
+            result = self._compiler.compile(wasm, seconds=seconds, control=control)
+            module = wasmtime.Module.deserialize(self._engine, result.artifact)
+            kind = inspect_compiled(module, self._linker)
+            return _compiled_of(module, kind, self._linker)
+        except InvalidModule as exc:
+            if control.stop_reason() == "timed_out":  # the run's time ran out, not the limit's
+                raise RunStopped("timed_out") from exc
+            raise _RunFailed(str(exc)) from exc
+        except CompilerUnavailable as exc:
+            raise _RunFailed(str(exc)) from exc
 
     def _lookup(self, digest: str) -> _Compiled | None:
         # Caller holds self._lock.
@@ -278,7 +294,7 @@ class Executor:
         loop = asyncio.get_running_loop()
         # Registered from now, not from when a thread takes them: runs waiting
         # for a free thread can be cancelled too.
-        controls = [_Control(deadline=math.inf) for _ in requests]
+        controls = [_Control() for _ in requests]
         for request, control in zip(requests, controls, strict=True):
             self._register(request.run_key, control)
         outcomes: list[RunOutcome | None] = [None] * len(requests)
@@ -295,7 +311,7 @@ class Executor:
             )
         except asyncio.CancelledError:
             for control in controls:
-                control.cancelled = True
+                control.cancel()
             raise
         finally:
             for request, control in zip(requests, controls, strict=True):
@@ -340,7 +356,7 @@ class Executor:
         with self._lock:
             controls = list(self._active.get(run_key, ()))
         for control in controls:
-            control.cancelled = True
+            control.cancel()
         return bool(controls)
 
     def cancel_all(self) -> int:
@@ -348,7 +364,7 @@ class Executor:
         with self._lock:
             controls = [c for group in self._active.values() for c in group]
         for control in controls:
-            control.cancelled = True
+            control.cancel()
         return len(controls)
 
     def _register(self, run_key: str, control: _Control) -> None:
@@ -367,7 +383,7 @@ class Executor:
 
     def execute(self, request: RunRequest) -> RunOutcome:
         """Run on the calling thread."""
-        control = _Control(deadline=math.inf)
+        control = _Control()
         self._register(request.run_key, control)
         try:
             return self._execute(request, control)
@@ -386,16 +402,21 @@ class Executor:
             control.deadline = time.monotonic() + limit
             if control.cancelled:
                 raise _RunFailed("cancelled before it started", "cancelled")
-            compiled = self._compiled(request.module_hash, request.wasm)
-            store = self._new_store(control)
-            if compiled.kind == "run":
-                result = self._call_run(store, compiled, request, control, limit)
-            else:
-                exit_code, result = self._call_start(store, compiled, request, control, limit)
+            with running(control):
+                compiled = self._compiled(request.module_hash, request.wasm, control)
+                store = self._new_store(control)
+                if compiled.kind == "run":
+                    result = self._call_run(store, compiled, request, control, limit)
+                else:
+                    exit_code, result = self._call_start(store, compiled, request, control, limit)
             state: RunState = "succeeded"
             error = ""
+        except RunStopped as stop:  # while compiling: the module never ran
+            state, error, result = _stopped(stop.reason, limit, "compiling the module")
         except _RunFailed as exc:
             state, error, result, exit_code = exc.state, exc.error, exc.result, exc.exit_code
+        # What goes back to the gateway is bounded, whatever the module printed.
+        result, error = capped(result, self.result_limit), capped(error, self.result_limit)
         finished_at = time.time()
         # The module's own faults are routine for a scheduler: INFO, not WARNING.
         log = logger.debug if state == "succeeded" else logger.info
@@ -444,6 +465,7 @@ class Executor:
             # WASI is defined (with nothing granted) so that modules built
             # against wasi-libc still instantiate.
             store.set_wasi(wasmtime.WasiConfig())
+            control.clock_origin_ns = time.monotonic_ns()
         try:
             run = _run_export(store, self._instantiate(store, compiled, control, limit))
             args = (request.input, request.difficulty)
@@ -469,13 +491,14 @@ class Executor:
         # Output goes to bounded in-memory sinks rather than files: a module that
         # prints without end keeps running until its time limit but can neither
         # fill the worker's disk nor its memory.
-        stdout = _Sink(self.output_limit, keep="head")
-        stderr = _Sink(STDERR_TAIL, keep="tail")
+        stdout = Sink(self.output_limit, keep="head")
+        stderr = Sink(STDERR_TAIL, keep="tail")
         wasi = wasmtime.WasiConfig()
         wasi.argv = [request.task_id, str(request.input), str(request.difficulty)]
         wasi.stdout_custom = stdout.write
         wasi.stderr_custom = stderr.write
         store.set_wasi(wasi)
+        control.clock_origin_ns = time.monotonic_ns()
         exit_code = 0
         try:
             start = self._instantiate(store, compiled, control, limit).exports(store)["_start"]
@@ -523,6 +546,13 @@ def _wait_until(not_before: float, control: _Control) -> None:
             time.sleep(min(left - 0.001, 0.05))
 
 
+def _stopped(reason: str, limit: float, doing: str) -> tuple[RunState, str, str]:
+    """State, error and result of a run stopped by its control while `doing`."""
+    if reason == "cancelled":
+        return "cancelled", f"cancelled while {doing}", ""
+    return "timed_out", f"time limit of {float(limit)!r} s exceeded while {doing}", ""
+
+
 def _failure(exc: Exception, control: _Control, limit: float) -> _RunFailed:
     """What a trap or error out of wasm means for the run."""
     code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
@@ -533,33 +563,6 @@ def _failure(exc: Exception, control: _Control, limit: float) -> _RunFailed:
     if code == wasmtime.TrapCode.STACK_OVERFLOW:
         return _RunFailed(f"stack overflow ({_summary(str(exc))})")
     return _RunFailed(_summary(str(exc)))
-
-
-class _Sink:
-    """A WASI output stream kept in memory, bounded: its first or last ``limit`` bytes."""
-
-    def __init__(self, limit: int, keep: Literal["head", "tail"]) -> None:
-        self.limit = limit
-        self.keep = keep
-        self.data = bytearray()
-        self.total = 0
-
-    def write(self, chunk: bytes) -> int:
-        # Called by wasmtime on the run's thread. Always report the whole chunk as
-        # written, so the module sees an ordinary stream (like a pipe into `head`
-        # that never closes) rather than an error it might turn into an exit code.
-        self.total += len(chunk)
-        if self.keep == "head":
-            self.data += chunk[: max(0, self.limit - len(self.data))]
-        else:
-            self.data = (self.data + chunk)[-self.limit :]
-        return len(chunk)
-
-    def text(self) -> str:
-        text = bytes(self.data).decode("utf-8", errors="replace")
-        if self.total <= self.limit:
-            return text
-        return text + TRUNCATED_MARKER if self.keep == "head" else "…" + text
 
 
 class _ExitCode(Exception):

@@ -1,14 +1,17 @@
 """Inspection of an uploaded WebAssembly module: what kind of job it is, or why it is refused.
 
-Pure and cheap enough for the REST API to call on submission: the module is
-validated and compiled to read its imports and exports, never instantiated or
-run. The executor relies on the same rules (``inspect_compiled``) when it runs
-a module, so a module accepted here is one the worker knows how to call.
+Called by the REST API on submission: the module is validated and compiled
+to read its imports and exports, never instantiated or run. Compiling a
+hostile module can take many seconds and gigabytes, so ``inspect_module``
+first reads the module's sections for cheap limits (how many functions), then
+compiles in a child process bounded in time and memory
+(``workers.bounded_compile``). The executor relies on the same rules
+(``inspect_compiled``) when it runs a module, so a module accepted here is one
+the worker knows how to call.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
@@ -23,22 +26,17 @@ RUN_EXPORT = "run"
 WASI_EXPORT = "_start"
 
 
-@functools.cache
-def _inspection_engine() -> tuple[wasmtime.Engine, wasmtime.Linker]:
-    """A plain engine is enough to validate and compile for inspection (the
-    executor has its own: epoch interruption changes the compiled code).
-    Made on first use, not at import: wasmtime installs its trap signal
-    handlers with its first engine, and a handler installed after them
-    (Python's faulthandler, which pytest enables late) would see wasm traps
-    first and kill the process."""
-    engine = wasmtime.Engine()
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    return engine, linker
-
-
 class InvalidModule(ValueError):
     """The uploaded bytes are not a module this scheduler can run; str() says why."""
+
+
+@dataclass(frozen=True)
+class ModuleLimits:
+    """What checking one module may cost (the gateway's come from settings)."""
+
+    max_functions: int = 100_000  # functions defined by the module (imports not counted)
+    compile_seconds: float = 5.0
+    compile_memory_bytes: int = 512 * 1024 * 1024  # address space of the compiling process
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,61 @@ def module_hash(wasm: bytes) -> str:
     return hashlib.sha256(wasm).hexdigest()
 
 
-def inspect_module(wasm: bytes) -> ModuleInfo:
-    """Validate ``wasm`` and classify it; raises :class:`InvalidModule` with a human reason."""
+def inspect_module(wasm: bytes, limits: ModuleLimits | None = None) -> ModuleInfo:
+    """Validate ``wasm`` and classify it, within ``limits``; raises
+    :class:`InvalidModule` with a human reason (one naming the limit when
+    the module is over one)."""
+    # Imported here: the compiler's child process imports this module.
+    from workers.bounded_compile import shared_compiler
+
+    limits = limits or ModuleLimits()
     if not isinstance(wasm, (bytes, bytearray)):
         raise InvalidModule("module must be bytes")
     if wasm[:4] != WASM_MAGIC:
         raise InvalidModule("not a WebAssembly module (bad magic)")
-    engine, linker = _inspection_engine()
-    module = compile_module(engine, bytes(wasm))
-    kind = inspect_compiled(module, linker)
+    functions = count_functions(wasm)
+    if functions is not None and functions > limits.max_functions:
+        raise InvalidModule(
+            f"module too complex: {functions} functions, over the limit of {limits.max_functions}"
+        )
+    compiler = shared_compiler("inspect", limits.compile_memory_bytes)
+    kind = compiler.compile(bytes(wasm), seconds=limits.compile_seconds).kind
     return ModuleInfo(sha256=module_hash(wasm), size=len(wasm), kind=kind)
+
+
+_FUNCTION_SECTION = 3
+
+
+def count_functions(wasm: bytes) -> int | None:
+    """How many functions the module defines, read from its function section
+    without validating anything else; None when the sections cannot be read
+    (the compiler then says what is wrong)."""
+    offset = 8  # magic and version
+    while offset < len(wasm):
+        section = wasm[offset]
+        size, offset = _leb128(wasm, offset + 1)
+        if size is None:
+            return None
+        if section == _FUNCTION_SECTION:
+            count, _ = _leb128(wasm, offset)
+            return count
+        offset += size
+    return 0
+
+
+def _leb128(data: bytes, offset: int) -> tuple[int | None, int]:
+    """An unsigned LEB128 (at most 32 bits, as wasm's are) at ``offset``,
+    and the offset after it."""
+    value = 0
+    for shift in range(0, 35, 7):
+        if offset >= len(data):
+            return None, offset
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+    return None, offset
 
 
 def compile_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:

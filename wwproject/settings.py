@@ -238,6 +238,14 @@ WW_MAX_REPEATS = _env_int("WW_MAX_REPEATS", 100_000)
 WW_MAX_OFFSET = _env_float("WW_MAX_OFFSET", 366 * 24 * 3600.0)
 WW_RUN_MEMORY_BYTES = _env_int("WW_RUN_MEMORY_BYTES", 256 * 1024 * 1024)
 WW_RUN_OUTPUT_BYTES = _env_int("WW_RUN_OUTPUT_BYTES", 64 * 1024)
+# UTF-8 bytes of a run's result (and of its error) a worker sends back: longer ones are cut, marked.
+WW_RESULT_MAX_BYTES = _env_int("WW_RESULT_MAX_BYTES", 64 * 1024)
+# Functions a module may define; more are refused at upload before compiling.
+WW_MODULE_MAX_FUNCTIONS = _env_int("WW_MODULE_MAX_FUNCTIONS", 100_000)
+# Wall-clock seconds the gateway's check of an uploaded module may spend compiling it.
+WW_MODULE_COMPILE_SECONDS = _env_float("WW_MODULE_COMPILE_SECONDS", 5.0)
+# Address space of the child process that compiles a module (gateway and workers).
+WW_MODULE_COMPILE_BYTES = _env_int("WW_MODULE_COMPILE_BYTES", 512 * 1024 * 1024)
 
 # Large enough for a module plus the form; the API answers 413 past it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -130,3 +130,118 @@ WASI_PROBE = r"""
     (call $num (i32.load (i32.const 524)))
     (call $out (i32.const 350) (i32.const 1))))
 """
+
+
+def many_functions(count: int) -> bytes:
+    """A valid module of `count` empty functions beside a plain `run`:
+    cheap to send, costly to compile (built as bytes: wat2wasm of a million
+    functions is itself slow)."""
+
+    def leb(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    def section(ident: int, payload: bytes) -> bytes:
+        return bytes([ident]) + leb(len(payload)) + payload
+
+    # type 0: () -> (); type 1: (i32, i32) -> i32
+    types = section(1, leb(2) + b"\x60\x00\x00" + b"\x60\x02\x7f\x7f\x01\x7f")
+    functions = section(3, leb(count + 1) + b"\x01" + b"\x00" * count)
+    exports = section(7, leb(1) + leb(3) + b"run" + b"\x00" + leb(0))
+    run_body = b"\x00\x41\x00\x0b"  # no locals; i32.const 0; end
+    empty_body = b"\x02\x00\x0b"  # size 2: no locals; end
+    code = section(10, leb(count + 1) + leb(len(run_body)) + run_body + empty_body * count)
+    return b"\x00asm\x01\x00\x00\x00" + types + functions + exports + code
+
+
+# run(ms, _): one WASI poll_oneoff on a monotonic clock of `ms` milliseconds
+# (userdata 7). Returns (errno << 16) | (events << 8) | first event's
+# userdata: 0x0107 = 263 when the clock fired as it should. With ms =
+# 3_600_000 it waits an hour inside one host call, where epoch interruption
+# never looks.
+SLEEP_MS_IN_RUN = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (param i32 i32) (result i32) (local $errno i32)
+    (i64.store (i32.const 0) (i64.const 7))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.mul (i64.extend_i32_u (local.get 0)) (i64.const 1000000)))
+    (local.set $errno (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))
+    (i32.or (i32.shl (local.get $errno) (i32.const 16))
+      (i32.or (i32.shl (i32.load (i32.const 512)) (i32.const 8)) (i32.load8_u (i32.const 256))))))
+"""
+
+# A WASI command that sleeps an hour in poll_oneoff, then prints "woke".
+SLEEP_AN_HOUR_IN_START = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 600) "woke\\n")
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (drop (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512)))
+    (i32.store (i32.const 700) (i32.const 600))
+    (i32.store (i32.const 704) (i32.const 5))
+    (drop (call $write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 708)))))
+"""
+
+# run: poll_oneoff on stdin being readable (userdata 5) or an hour's clock
+# (userdata 7). Stdin is empty, so readable (end of file) at once: returns
+# 0x0105 = 261, in the format of SLEEP_MS_IN_RUN.
+POLL_STDIN_OR_AN_HOUR = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (param i32 i32) (result i32) (local $errno i32)
+    (i64.store (i32.const 0) (i64.const 5))
+    (i32.store8 (i32.const 8) (i32.const 1))
+    (i64.store (i32.const 48) (i64.const 7))
+    (i32.store (i32.const 64) (i32.const 1))
+    (i64.store (i32.const 72) (i64.const 3600000000000))
+    (local.set $errno (call $poll (i32.const 0) (i32.const 256) (i32.const 2) (i32.const 512)))
+    (i32.or (i32.shl (local.get $errno) (i32.const 16))
+      (i32.or (i32.shl (i32.load (i32.const 512)) (i32.const 8)) (i32.load8_u (i32.const 256))))))
+"""
+
+# A WASI command that reads stdin until end of file, then prints "eof":
+# what a user's program waiting for input it never gets looks like.
+READ_STDIN_UNTIL_EOF = """
+(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 600) "eof\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 512))
+    (block $done (loop $more
+      (br_if $done (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br_if $more (i32.load (i32.const 8)))))
+    (i32.store (i32.const 700) (i32.const 600))
+    (i32.store (i32.const 704) (i32.const 4))
+    (drop (call $write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 708)))))
+"""
+
+# Prints 64000-byte lines to stderr forever.
+ENDLESS_STDERR = ENDLESS_STDOUT.replace("(call $write (i32.const 1)", "(call $write (i32.const 2)")
+
+# Prints 64000 bytes that are not UTF-8 (0xff), then exits 0: decoded with
+# replacement characters each byte becomes three, so only a cap in bytes
+# keeps the result within bounds.
+INVALID_UTF8_STDOUT = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 64000))
+    (memory.fill (i32.const 16) (i32.const 255) (i32.const 64000))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"""

@@ -154,6 +154,8 @@ async def _main(config: WorkerConfig) -> None:
         concurrency=config.concurrency,
         memory_limit=settings.WW_RUN_MEMORY_BYTES,
         output_limit=settings.WW_RUN_OUTPUT_BYTES,
+        result_limit=settings.WW_RESULT_MAX_BYTES,
+        compile_memory_limit=settings.WW_MODULE_COMPILE_BYTES,
         default_time_limit=settings.WW_DEFAULT_DURATION,
     )
     loop = asyncio.get_running_loop()
