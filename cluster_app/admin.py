@@ -1,3 +1,6 @@
+"""The worker registry in the admin: read-only, since workers register
+themselves by joining and the gateway keeps their rows."""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -20,7 +23,12 @@ class WorkerNodeAdmin(admin.ModelAdmin):
     ]
     list_filter = ["connected"]
     search_fields = ["peer_id", "address"]
-    readonly_fields = [*list_display, "first_seen"]
+    ordering = ["-connected", "-last_seen"]
+    fields = [*list_display, "first_seen"]
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # workers register themselves by joining
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,76 +1,46 @@
-"""The admin a person can run the system from: tasks with progress, their
-runs and attempts inline, filters by state, and the actions an operator
-needs (cancel a task, run its failed runs again)."""
+"""The admin a person can run the system from: tasks newest first with
+their progress, filters by state, a task's runs and attempts, and the
+actions an operator needs (cancel a task, run its failed runs again).
+
+Rows are written by the API and the gateway, never edited here: every page
+is read-only (no Save button), and the actions need the right to change
+tasks."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html, format_html_join
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
-from tasks_app import notify, selectors, services
+from tasks_app import notify, page_reads, selectors, services
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.progress import task_state
+from tasks_app.templatetags.ww_pages import short_peer
+
+# The admin's left-hand app list takes a quarter of a 1280 px screen, which
+# the runs and attempts tables need; the home page lists the same apps.
+admin.site.enable_nav_sidebar = False
+admin.site.site_header = "ww-scheduler admin"
+admin.site.site_title = "ww-scheduler admin"
+admin.site.index_title = "Tasks, runs and workers"
+
+RUNS_SHOWN = 100  # a task page's runs (with their attempts); the rest via a link
 
 
-def _last_attempt(run: Iteration) -> Attempt | None:
-    attempts = list(run.attempts.all())  # prefetched, in number order
-    return attempts[-1] if attempts else None
-
-
-def _seconds(start: object, end: object) -> str:
-    if start is None or end is None:
-        return "-"
-    return f"{(end - start).total_seconds():.3f} s"  # type: ignore[operator]
-
-
-class IterationInline(admin.TabularInline):
-    """Each run with its last attempt's worker and timings; the run's own
-    page (the link) lists every attempt."""
-
-    model = Iteration
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    fields = [
-        "index",
-        "due_at",
-        "state",
-        "worker",
-        "attempt_count",
-        "started_at",
-        "finished_at",
-        "run_time",
-        "result",
-        "error",
-    ]
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Iteration]:
-        return super().get_queryset(request).prefetch_related("attempts")
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows this admin shows but does not write."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    @admin.display(description="worker")
-    def worker(self, run: Iteration) -> str:
-        last = _last_attempt(run)
-        return last.worker_peer_id if last else "-"
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
-    @admin.display(description="attempts")
-    def attempt_count(self, run: Iteration) -> int:
-        return len(run.attempts.all())
-
-    @admin.display(description="started")
-    def started_at(self, run: Iteration) -> object:
-        last = _last_attempt(run)
-        return last.started_at if last and last.started_at else "-"
-
-    @admin.display(description="run time")
-    def run_time(self, run: Iteration) -> str:
-        last = _last_attempt(run)
-        return _seconds(last.started_at, last.finished_at) if last else "-"
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class AttemptInline(admin.TabularInline):
@@ -79,7 +49,7 @@ class AttemptInline(admin.TabularInline):
     can_delete = False
     fields = [
         "number",
-        "worker_peer_id",
+        "worker",
         "sent_at",
         "started_at",
         "finished_at",
@@ -92,6 +62,13 @@ class AttemptInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="worker")
+    def worker(self, attempt: Attempt) -> str:
+        return short_peer(attempt.worker_peer_id) or "-"
 
 
 class TaskStateFilter(admin.SimpleListFilter):
@@ -125,7 +102,7 @@ class TaskStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "description",
@@ -133,32 +110,65 @@ class TaskAdmin(admin.ModelAdmin):
         "state",
         "next_due_at",
         "received_at",
-        "module",
+        "module_hash",
     ]
     list_filter = [TaskStateFilter, "received_at"]
     search_fields = ["id", "description"]
-    readonly_fields = [
+    ordering = ["-received_at", "-id"]  # newest first
+    fields = [
         "id",
-        "module",
+        "description",
         "received_at",
-        "progress",
+        "cancelled_at",
         "state",
+        "progress",
+        "runs_by_state",
         "duration",
         "start",
         "delay",
         "repeats",
+        "retries",
         "input",
         "difficulty",
-        "attempts",
+        "module",
     ]
-    fields = ["description", *readonly_fields]
-    inlines = [IterationInline]
+    readonly_fields = fields
     actions = ["cancel_tasks", "rerun_failed_runs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
         return selectors.task_list()
 
-    @admin.action(description="Cancel the selected tasks (runs not started end cancelled)")
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Who may run the actions: whoever may change tasks (the rows
+        themselves are still not edited by hand)."""
+        return request.user.has_perm("tasks_app.change_task")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The task's page, with its first RUNS_SHOWN runs and their attempts
+        (a task may have 100,000 runs: the rest are a link away)."""
+        runs = page_reads.runs_page(object_id, offset=0, limit=RUNS_SHOWN)
+        counts = page_reads.run_counts([object_id])[object_id]
+        context = {
+            **(extra_context or {}),
+            "runs": runs,
+            "attempts": [a for run in runs for a in run.attempts.all()],
+            "run_total": counts.total,
+            "all_runs_url": reverse("admin:tasks_app_iteration_changelist")
+            + f"?task__id__exact={object_id}",
+            "status_url": reverse("status-task", args=[object_id]),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.action(
+        description="Cancel the selected tasks (runs not started end cancelled)",
+        permissions=["operate"],
+    )
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         cancelled = running = 0
         for task_id in queryset.values_list("pk", flat=True):
@@ -174,7 +184,9 @@ class TaskAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Run the failed runs of the selected tasks again")
+    @admin.action(
+        description="Run the failed runs of the selected tasks again", permissions=["operate"]
+    )
     def rerun_failed_runs(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         total = 0
         for task_id in queryset.values_list("pk", flat=True):
@@ -184,46 +196,14 @@ class TaskAdmin(admin.ModelAdmin):
             total += queued
         self.message_user(request, f"{total} failed runs queued again.", messages.SUCCESS)
 
-    @admin.display(description="attempts")
-    def attempts(self, task: Task) -> str:
-        """Every attempt of every run: worker, timings, outcome, result or error."""
-        rows = (
-            Attempt.objects.filter(iteration__task=task)
-            .select_related("iteration")
-            .order_by("iteration__index", "number")
-        )
-        if not rows:
-            return "-"
-        body = format_html_join(
-            "",
-            "<tr><td>#{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>"
-            "<td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    a.iteration.index,
-                    a.number,
-                    a.worker_peer_id or "-",
-                    a.sent_at,
-                    a.started_at or "-",
-                    _seconds(a.started_at, a.finished_at),
-                    a.outcome,
-                    (a.error or a.result)[:200],
-                )
-                for a in rows
-            ),
-        )
-        return format_html(
-            "<table><tr><th>run</th><th>try</th><th>worker</th><th>sent</th><th>started</th>"
-            "<th>run time</th><th>outcome</th><th>result or error</th></tr>{}</table>",
-            body,
-        )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # tasks come in through POST /tasks (it validates the module)
-
     @admin.display(description="progress")
     def progress(self, task: Task) -> str:
         return f"{task.completions} / {task.run_count}"  # type: ignore[attr-defined]
+
+    @admin.display(description="runs by state")
+    def runs_by_state(self, task: Task) -> str:
+        counts = page_reads.run_counts([task.pk])[task.pk]
+        return ", ".join(f"{n} {state.replace('_', ' ')}" for state, n, _ in counts.segments())
 
     @admin.display(description="state")
     def state(self, task: Task) -> str:
@@ -239,21 +219,23 @@ class TaskAdmin(admin.ModelAdmin):
     def next_due_at(self, task: Task) -> object:
         return task.next_due_at  # type: ignore[attr-defined]
 
+    @admin.display(description="module", ordering="module")
+    def module_hash(self, task: Task) -> str:
+        return task.module_id[:12]
+
 
 @admin.register(Iteration)
-class IterationAdmin(admin.ModelAdmin):
+class IterationAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "task", "index", "due_at", "state", "result", "finished_at"]
     list_filter = ["state"]
     search_fields = ["task__id"]
-    readonly_fields = ["task", "index", "due_at", "state", "result", "error", "finished_at"]
+    fields = ["task", "index", "due_at", "state", "result", "error", "finished_at"]
+    readonly_fields = fields
     inlines = [AttemptInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(ReadOnlyAdmin):
     list_display = [
         "__str__",
         "worker_peer_id",
@@ -266,19 +248,10 @@ class AttemptAdmin(admin.ModelAdmin):
     list_filter = ["outcome"]
     search_fields = ["iteration__task__id", "worker_peer_id"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(Module)
-class ModuleAdmin(admin.ModelAdmin):
+class ModuleAdmin(ReadOnlyAdmin):
     list_display = ["sha256", "kind", "size", "created_at"]
     list_filter = ["kind"]
-    exclude = ["wasm"]
-    readonly_fields = ["sha256", "kind", "size", "created_at"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    fields = ["sha256", "kind", "size", "created_at"]
+    readonly_fields = fields

@@ -171,6 +171,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# Times to the second, one format on every page (wwproject/formats/en).
+FORMAT_MODULE_PATH = ["wwproject.formats"]
 USE_I18N = True
 USE_TZ = True
 
