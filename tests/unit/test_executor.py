@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from wasmtime import wat2wasm
 
+from tests.security import hostile
 from workers.executor import (
     INLINE_BELOW,
     INLINE_BUDGET,
@@ -443,3 +445,131 @@ def test_a_run_wrongly_taken_for_tiny_is_run_again_on_the_pool(executor: Executo
     assert outcome.finished_at - outcome.started_at > INLINE_BUDGET
     assert executor.inline_count == 0
     assert (executor._run_times.typical(kind) or 0) > INLINE_BELOW  # learnt: not tiny
+
+
+# -- blocking host calls, output and compile bounds (issue 15) -----------------
+
+HOUR_MS = 3_600_000
+CLOCK_FIRED = 0x0107  # SLEEP_MS_IN_RUN's answer when its clock fired as wasmtime's does
+
+
+def finished_within(call: Callable[[], RunOutcome], seconds: float = 30.0) -> RunOutcome:
+    """`call()` on a thread, awaited at most `seconds` (a generous liveness
+    bound, not a timing assertion): an unbounded host call fails the test
+    instead of hanging the suite."""
+    box: list[RunOutcome] = []
+    thread = threading.Thread(target=lambda: box.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert box, f"the run did not end within {seconds} s"
+    return box[0]
+
+
+def test_poll_oneoff_clock_in_run_ends_at_the_time_limit(executor: Executor) -> None:
+    outcome = finished_within(
+        lambda: run_wat(executor, hostile.SLEEP_MS_IN_RUN, HOUR_MS, 0, time_limit=0.3)
+    )
+    assert (outcome.state, outcome.error) == ("timed_out", "time limit of 0.3 s exceeded")
+
+
+def test_poll_oneoff_clock_in_start_ends_at_the_time_limit(executor: Executor) -> None:
+    outcome = finished_within(
+        lambda: run_wat(executor, hostile.SLEEP_AN_HOUR_IN_START, time_limit=0.3)
+    )
+    assert (outcome.state, outcome.error) == ("timed_out", "time limit of 0.3 s exceeded")
+    assert outcome.result == ""  # it never woke to print
+
+
+def test_poll_oneoff_clock_is_ended_by_cancel() -> None:
+    wasm = wat2wasm(hostile.SLEEP_MS_IN_RUN)
+
+    async def scenario(executor: Executor) -> RunOutcome:
+        run = asyncio.ensure_future(
+            executor.run(RunRequest("t", module_hash(wasm), wasm, HOUR_MS, 0, 60.0, run_key="t#0"))
+        )
+        await asyncio.sleep(0.3)  # inside poll_oneoff by now
+        assert executor.cancel("t#0")
+        return await asyncio.wait_for(run, 30)
+
+    with Executor(concurrency=1) as executor:
+        outcome = asyncio.run(scenario(executor))
+    assert (outcome.state, outcome.error) == ("cancelled", "cancelled while running")
+
+
+def test_poll_oneoff_short_clock_fires_as_wasmtimes_does(executor: Executor) -> None:
+    outcome = run_wat(executor, hostile.SLEEP_MS_IN_RUN, 20, 0, time_limit=10)
+    assert (outcome.state, outcome.result) == ("succeeded", str(CLOCK_FIRED))
+
+
+def test_poll_oneoff_on_empty_stdin_answers_at_once(executor: Executor) -> None:
+    outcome = finished_within(
+        lambda: run_wat(executor, hostile.POLL_STDIN_OR_AN_HOUR, 0, 0, time_limit=60)
+    )
+    assert (outcome.state, outcome.result) == ("succeeded", str(0x0105))
+
+
+def test_wasi_command_reading_stdin_sees_end_of_file(executor: Executor) -> None:
+    outcome = finished_within(
+        lambda: run_wat(executor, hostile.READ_STDIN_UNTIL_EOF, time_limit=60)
+    )
+    assert (outcome.state, outcome.result) == ("succeeded", "eof\n")
+
+
+def test_endless_stderr_times_out_with_bounded_error(executor: Executor) -> None:
+    outcome = run_wat(executor, hostile.ENDLESS_STDERR, time_limit=0.3)
+    assert (outcome.state, outcome.error) == ("timed_out", "time limit of 0.3 s exceeded")
+
+
+def test_result_is_capped_in_utf8_bytes() -> None:
+    # 4096 bytes of 0xff kept from stdout decode to 4096 replacement
+    # characters, 12288 bytes: the cap is on what is sent, not what was kept.
+    with Executor(concurrency=1, output_limit=4096, result_limit=1000) as executor:
+        outcome = run_wat(executor, hostile.INVALID_UTF8_STDOUT)
+    assert outcome.state == "succeeded"
+    assert len(outcome.result.encode()) <= 1000
+    assert outcome.result.endswith(TRUNCATED_MARKER)
+    assert set(outcome.result.removesuffix(TRUNCATED_MARKER)) == {"\ufffd"}
+
+
+def test_error_is_capped_in_utf8_bytes() -> None:
+    wat = EXIT_3_WITH_STDERR.replace("boom: bad input\\n", "é" * 8)
+    with Executor(concurrency=1, result_limit=40) as executor:
+        outcome = run_wat(executor, wat)
+    assert outcome.state == "failed" and outcome.exit_code == 3
+    assert len(outcome.error.encode()) <= 40
+    assert outcome.error.startswith("exit code 3; stderr: ")
+
+
+def test_compiling_counts_against_the_run_time_limit(executor: Executor) -> None:
+    wasm = hostile.many_functions(300_000)  # about a second to compile on one core
+    outcome = finished_within(lambda: executor.execute(request(wasm, time_limit=0.05)), seconds=60)
+    assert outcome.state == "timed_out"
+    assert outcome.error == "time limit of 0.05 s exceeded while compiling the module"
+    assert not executor.has_module(module_hash(wasm))
+    # The executor goes on: a fresh compile child serves the next module.
+    assert run_wat(executor, IDENTITY_I32, 5, 0).result == "5"
+
+
+def test_compiling_is_bounded_in_memory() -> None:
+    wasm = hostile.many_functions(300_000)  # ~1.6 GB to compile
+    with Executor(concurrency=1, compile_memory_limit=256 * 1024 * 1024) as executor:
+        outcome = executor.execute(request(wasm, time_limit=60))
+        assert outcome.state == "failed"
+        assert outcome.error == "module too complex: compiling needed over 256 MiB"
+        assert run_wat(executor, IDENTITY_I32, 5, 0).result == "5"
+
+
+def test_cancel_ends_a_run_whose_module_is_compiling() -> None:
+    wasm = hostile.many_functions(300_000)
+
+    async def scenario(executor: Executor) -> RunOutcome:
+        run = asyncio.ensure_future(
+            executor.run(RunRequest("t", module_hash(wasm), wasm, 0, 0, 60.0, run_key="t#0"))
+        )
+        await asyncio.sleep(0.2)
+        assert executor.cancel("t#0")
+        return await asyncio.wait_for(run, 30)
+
+    with Executor(concurrency=1) as executor:
+        outcome = asyncio.run(scenario(executor))
+    assert (outcome.state, outcome.error) == ("cancelled", "cancelled while compiling the module")

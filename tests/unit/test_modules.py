@@ -7,7 +7,16 @@ import hashlib
 import pytest
 from wasmtime import wat2wasm
 
-from workers.modules import InvalidModule, ModuleInfo, inspect_module, module_hash
+from tests.security import hostile
+from workers.bounded_compile import ModuleTooComplex
+from workers.modules import (
+    InvalidModule,
+    ModuleInfo,
+    ModuleLimits,
+    count_functions,
+    inspect_module,
+    module_hash,
+)
 
 RUN_I64 = '(module (func (export "run") (param i64 i64) (result i64) (local.get 0)))'
 RUN_MIXED = '(module (func (export "run") (param i32 i64) (result i32) (i32.const 7)))'
@@ -149,3 +158,47 @@ def test_wasi_function_with_wrong_signature_is_refused() -> None:
 
 def test_invalid_module_is_a_value_error() -> None:
     assert issubclass(InvalidModule, ValueError)
+
+
+# -- what checking a module may cost (issue 15) --------------------------------
+
+
+def test_functions_are_counted_from_the_function_section() -> None:
+    assert count_functions(hostile.many_functions(1000)) == 1001
+    assert count_functions(wat2wasm(RUN_I64)) == 1
+    assert count_functions(b"\x00asm\x01\x00\x00\x00") == 0
+    assert count_functions(b"\x00asm\x01\x00\x00\x00\x03\xff") is None  # cut short
+
+
+def test_module_over_the_function_limit_is_refused_before_compiling() -> None:
+    with pytest.raises(
+        InvalidModule, match=r"^module too complex: 1001 functions, over the limit of 1000$"
+    ):
+        inspect_module(hostile.many_functions(1000), ModuleLimits(max_functions=1000))
+    assert (
+        inspect_module(hostile.many_functions(999), ModuleLimits(max_functions=1000)).kind == "run"
+    )
+
+
+def test_module_compiling_too_long_is_refused_naming_the_limit() -> None:
+    wasm = hostile.many_functions(300_000)  # about a second on one core
+    limits = ModuleLimits(max_functions=10**6, compile_seconds=0.1)
+    with pytest.raises(ModuleTooComplex, match=r"^module too complex: compiling took over 0\.1 s$"):
+        inspect_module(wasm, limits)
+    assert inspect_module(wat2wasm(RUN_I64), limits).kind == "run"  # the checker goes on
+
+
+def test_module_compiling_in_too_much_memory_is_refused_naming_the_limit() -> None:
+    wasm = hostile.many_functions(300_000)  # ~1.6 GB to compile
+    limits = ModuleLimits(max_functions=10**6, compile_memory_bytes=256 * 1024 * 1024)
+    with pytest.raises(
+        ModuleTooComplex, match=r"^module too complex: compiling needed over 256 MiB$"
+    ):
+        inspect_module(wasm, limits)
+    assert inspect_module(wat2wasm(RUN_I64), limits).kind == "run"
+
+
+def test_invalid_module_reason_comes_back_from_the_checker() -> None:
+    wasm = wat2wasm(RUN_I64)
+    with pytest.raises(InvalidModule, match=r"^invalid WebAssembly: "):
+        inspect_module(wasm[: len(wasm) - 3])
