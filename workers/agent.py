@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
+import os
 import ssl
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
 
 import schema
 from cluster_app.discovery import find_peer
@@ -39,6 +43,38 @@ def run_key(task_id: str, iteration: int) -> str:
     return f"{task_id}#{iteration}"
 
 
+class ExecutionLog:
+    """What this worker ran, for checking it against what the gateway
+    recorded (tests/faults/harness.py): one JSON object per finished run,
+    appended to the file WW_EXECUTION_LOG names (off when empty). Each batch
+    is one write() on an O_APPEND descriptor before the results are answered,
+    so a run the gateway hears of is in the file even if the worker is then
+    killed, and workers sharing one file do not interleave lines."""
+
+    def __init__(self, path: str, peer_id: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._peer_id = peer_id
+
+    def record(self, requests: list[RunRequest], outcomes: list[RunOutcome]) -> None:
+        lines = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            task_id, _, iteration = request.run_key.rpartition("#")
+            if not task_id:
+                continue  # `assign`: not a scheduled run
+            entry = {
+                "task": task_id,
+                "run": int(iteration),
+                "worker": self._peer_id,
+                "state": outcome.state,
+                "started": outcome.started_at,
+                "finished": outcome.finished_at,
+                "error": outcome.error[:200],
+            }
+            lines.append(json.dumps(entry, separators=(",", ":")) + "\n")
+        if lines:
+            os.write(self._fd, "".join(lines).encode())
+
+
 class WrongPeer(Exception):
     """The gateway we reached is not the one we were told to dial."""
 
@@ -53,11 +89,13 @@ class WorkerServer(schema.worker.Worker.Server):
         peer_id: str,
         concurrency: int,
         modules: ModuleFetcher | None = None,
+        execution_log: ExecutionLog | None = None,
     ) -> None:
         self._executor = executor
         self._peer_id = peer_id
         self._concurrency = concurrency
         self._modules = modules
+        self._execution_log = execution_log
         self.in_flight = 0
 
     async def assign(
@@ -131,6 +169,8 @@ class WorkerServer(schema.worker.Worker.Server):
             outcomes = await self._executor.run_many(requests)
         finally:
             self.in_flight -= len(requests)
+        if self._execution_log is not None:
+            self._execution_log.record(requests, outcomes)
         for request, outcome in zip(requests, outcomes, strict=True):
             # One line per run is too many for a busy worker: failures at INFO only.
             (log.debug if outcome.state == "succeeded" else log.info)(
@@ -175,6 +215,11 @@ class WorkerAgent:
         self.config = config
         self.executor = executor
         self.peer_id = config.identity.peer_id
+        self._execution_log = (
+            ExecutionLog(settings.WW_EXECUTION_LOG, self.peer_id)
+            if settings.WW_EXECUTION_LOG
+            else None
+        )
         self._stopping = asyncio.Event()
         self._joined = False
 
@@ -277,6 +322,7 @@ class WorkerAgent:
             peer_id=self.peer_id,
             concurrency=self.config.concurrency,
             modules=ModuleFetcher(functools.partial(fetch_module, host)),
+            execution_log=self._execution_log,
         )
         # Synchronous channel: this returns once the gateway has taken us.
         await sender.send(value={"worker": server})

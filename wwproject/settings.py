@@ -275,6 +275,9 @@ WW_MAX_ATTEMPTS = _env_int("WW_MAX_ATTEMPTS", 3)
 WW_PING_INTERVAL = _env_float("WW_PING_INTERVAL", 2.0)
 WW_PING_TIMEOUT = _env_float("WW_PING_TIMEOUT", 5.0)
 WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
+# A file each worker appends a JSON line to per run it finished (workers/agent.py
+# ExecutionLog; the fault suite checks it against the database). Empty: off.
+WW_EXECUTION_LOG = os.environ.get("WW_EXECUTION_LOG", "")
 # How often the scheduler looks in the database for due runs no notification
 # announced (a safety net; notifications normally arrive at once).
 WW_SWEEP_INTERVAL = _env_float("WW_SWEEP_INTERVAL", 5.0)

@@ -77,6 +77,8 @@ class Cluster:
             "WW_STATE_DIR": str(state_dir),
             "PYTHONUNBUFFERED": "1",
             "WW_LOG_LEVEL": "INFO",
+            # What each worker ran, for tests/faults/harness.py to check.
+            "WW_EXECUTION_LOG": str(state_dir / "executions.jsonl"),
             **env,
         }
         self.env.pop("DATABASE_URL", None)
