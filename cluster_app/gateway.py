@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 
 from cluster_app import discovery, services
@@ -68,7 +69,7 @@ class GatewayNode:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.peer_id = config.identity.peer_id
-        self.pool = WorkerPool()
+        self.pool = WorkerPool(on_evict=self._evicted)
         self.channel: SyncChannel[Offer] = SyncChannel()
         # On SQLite, an idle gateway's small batches are written on the event
         # loop's own connection (tasks_app.loop_db); the rest on the journal's
@@ -91,6 +92,8 @@ class GatewayNode:
             max_batch=config.batch,
             batch_time=config.batch_seconds,
             lead=config.send_ahead,
+            max_result_bytes=settings.WW_RESULT_MAX_BYTES,
+            max_faults=settings.WW_WORKER_MAX_FAULTS,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()
@@ -183,9 +186,17 @@ class GatewayNode:
             connection=connection,
             address=address,
             on_leave=self._worker_leaving,
-            modules=self._module_bytes,
+            modules=functools.partial(self._module_for, connection),
             proven_peer=proven_peer,
         )
+
+    async def _module_for(self, connection: int, sha256: str) -> bytes | None:
+        """A module's bytes for a worker of `connection` that was sent a run
+        of it; PermissionError for any other module (a member may not read
+        what it was never given)."""
+        if not any(sha256 in worker.modules for worker in self.pool.on_connection(connection)):
+            raise PermissionError(f"no run of module {sha256[:12]} was sent to you")
+        return await self._module_bytes(sha256)
 
     async def _module_bytes(self, sha256: str) -> bytes | None:
         """A module's bytes for a worker that lacks them (from the database,
@@ -207,6 +218,15 @@ class GatewayNode:
         for worker in workers:
             log.info("worker %s is leaving: no new runs; waiting for its runs", worker.peer_id)
         await self.pool.drain(connection)
+
+    def _evicted(self, worker: PooledWorker, reason: str) -> None:
+        """The scheduler gave up on a worker: it is out of the pool; close
+        its connection, so that it reconnects and offers itself afresh."""
+        log.warning("worker %s disconnected: %s", worker.peer_id, reason)
+        self._spawn(sync_to_async(services.worker_left)(peer_id=worker.peer_id), "worker-left")
+        if self.listener is not None:
+            with contextlib.suppress(Exception):
+                self.listener.drop(worker.connection)
 
     def _disconnected(self, connection: int) -> None:
         for worker in self.pool.on_connection(connection):
@@ -233,7 +253,16 @@ class GatewayNode:
         except Exception as exc:  # noqa: BLE001 - a worker that cannot say who it is stays out
             log.warning("worker offer from %s refused: %s", offer.address, exc)
             return
-        peer_id, concurrency = str(response.info.peer), int(response.info.concurrency)
+        peer_id, claimed = str(response.info.peer), int(response.info.concurrency)
+        # A member saying it runs 2**32 - 1 at once would draw every run.
+        concurrency = max(1, min(claimed, settings.WW_MAX_WORKER_CONCURRENCY))
+        if concurrency != claimed:
+            log.warning(
+                "worker %s claims concurrency %d; taken as %d (WW_MAX_WORKER_CONCURRENCY)",
+                peer_id,
+                claimed,
+                concurrency,
+            )
         if peer_id != offer.peer_id:
             log.warning(
                 "worker offer from %s refused: it says it is %s but proved %s",
@@ -268,6 +297,7 @@ class GatewayNode:
             try:
                 await sync_to_async(close_old_connections)()
                 await self.scheduler.sweep(horizon=2 * self.config.sweep_interval)
+                await self.scheduler.reclaim(grace=settings.WW_RECLAIM_GRACE)
             except Exception:
                 log.exception("sweep failed; trying again later")
 

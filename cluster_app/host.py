@@ -3,9 +3,11 @@ end of its channel as seen over RPC."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,8 @@ log = logging.getLogger("ww.rpc")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 WORKERS_CHANNEL = "workers"
+MODULE_FETCHES_AT_ONCE = 2  # per connection
+MODULE_REFETCH_SECONDS = 10.0  # the same module again on one connection: refused before
 
 
 @dataclass(eq=False)
@@ -82,6 +86,11 @@ class HostServer(schema.host.Host.Server):
         self._proven_peer = proven_peer  # from the TLS certificate (cluster mode)
         self._nonce = os.urandom(32)
         self.verified_peer: str | None = None
+        # Module fetches: a few at a time per connection, and the same module
+        # not again moments after (a member asking for a 15 MiB module 200
+        # times at once held gigabytes of answers).
+        self._fetching = asyncio.Semaphore(MODULE_FETCHES_AT_ONCE)
+        self._fetched: dict[str, float] = {}
 
     async def peer(self, _context: Any, **kwargs: Any) -> str:
         return self._peer_id
@@ -126,7 +135,15 @@ class HostServer(schema.host.Host.Server):
         digest = str(hash)
         if not _SHA256_HEX.fullmatch(digest):
             raise ValueError("a module hash is 64 lowercase hex digits")
-        wasm = await self._modules(digest)
+        now = time.monotonic()
+        self._fetched = {d: t for d, t in self._fetched.items() if now - t < MODULE_REFETCH_SECONDS}
+        if digest in self._fetched:
+            raise PermissionError(
+                f"module {digest[:12]} was fetched moments ago on this connection"
+            )
+        self._fetched[digest] = now
+        async with self._fetching:
+            wasm = await self._modules(digest)
         if wasm is None:
             raise KeyError(f"no module {digest}")
         metrics.MODULE_FETCHES.labels(worker=self.verified_peer).inc()

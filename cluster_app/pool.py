@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster_app.balance import Load, least_in_flight
+
+_MODULES_REMEMBERED = 1024  # per worker
 
 
 @dataclass(eq=False)
@@ -25,7 +28,17 @@ class PooledWorker:
     dispatched: int = 0
     draining: bool = False  # leaving gracefully: no new runs
     removed: bool = False
+    faults: int = 0  # malformed answers so far
+    # Modules it was sent runs of (most recent last): the only ones it may fetch.
+    modules: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False)
     _gone: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def given(self, module_hash: str) -> None:
+        """It is being sent a run of this module (so it may fetch it)."""
+        self.modules[module_hash] = None
+        self.modules.move_to_end(module_hash)
+        while len(self.modules) > _MODULES_REMEMBERED:
+            self.modules.popitem(last=False)
 
     def gone(self) -> asyncio.Future[None]:
         """Done once the worker is removed from the pool. One future per
@@ -60,7 +73,8 @@ class WorkerPool:
     (`queue`): 0 for a run that needs a free slot, more for short runs, like
     Celery's prefetch (a slot then never idles for a round trip)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_evict: Callable[[PooledWorker, str], None] | None = None) -> None:
+        self._on_evict = on_evict
         self._workers: dict[int, PooledWorker] = {}
         self._keys = itertools.count(1)
         self._changed = asyncio.Event()
@@ -101,6 +115,13 @@ class WorkerPool:
         if removed:
             self._notify()
         return removed
+
+    def evict(self, worker: PooledWorker, reason: str) -> None:
+        """Remove a worker the scheduler gave up on and have its connection
+        closed (`on_evict`), so that it starts over and offers itself again
+        rather than waiting, connected, for calls that never come."""
+        if self.remove(worker) and self._on_evict is not None:
+            self._on_evict(worker, reason)
 
     def on_connection(self, connection: int) -> list[PooledWorker]:
         return [w for w in self._workers.values() if w.connection == connection]

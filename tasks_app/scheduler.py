@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -31,6 +31,7 @@ from cluster_app import rpc
 from cluster_app.pool import PooledWorker, WorkerPool
 from tasks_app import metrics, schedule, selectors
 from tasks_app.journal import Journal, RunEnded, RunSent
+from tasks_app.outcomes import MalformedAnswer, WorkerOutcome, read_outcome
 from tasks_app.selectors import DueRun
 from workers.run_times import Kind, RunTimes
 
@@ -38,13 +39,6 @@ log = logging.getLogger("ww.scheduler")
 
 _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
 _CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
-
-_OUTCOME_STATES = {
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "timedOut": "timed_out",
-    "cancelled": "cancelled",
-}
 
 
 def retry_delay(attempt: int) -> float:
@@ -78,8 +72,12 @@ class Scheduler:
         max_batch: int = 64,
         batch_time: float = 0.005,
         lead: float = 0.0,
+        max_result_bytes: int = 64 * 1024,
+        max_faults: int = 3,
     ) -> None:
         self._pool = pool
+        self._max_result_bytes = max_result_bytes
+        self._max_faults = max(max_faults, 1)
         self._lead = timedelta(seconds=lead)
         self._short_run = short_run
         self._max_queue = max(max_queue, 0)
@@ -144,6 +142,46 @@ class Scheduler:
         if found:
             log.warning("sweep found %d runs nobody had announced; queued them", found)
         return found
+
+    async def reclaim(self, *, grace: float) -> int:
+        """Attempts the database says are running, that this scheduler is
+        not waiting for, and whose time limit plus `grace` has passed: lost
+        (a worker that never answered, an answer that could not be
+        recorded). Their runs are tried again, end cancelled if their task
+        was, or fail once their attempts are used up."""
+        sent_before = timezone.now() - timedelta(seconds=grace)
+        stale = await sync_to_async(selectors.stale_attempts)(
+            sent_before=sent_before, default_duration=self._default_duration, grace=grace
+        )
+        reclaimed = 0
+        for attempt in stale:
+            run = attempt.run
+            if run.iteration_id in self._running:
+                continue  # its call is still open here: it ends with it
+            reclaimed += 1
+            if attempt.task_cancelled:
+                self._cancelled.add(run.task_id)
+            cancelled = run.task_id in self._cancelled
+            retry = attempt.number < self._max_attempts and not cancelled
+            error = f"no answer from {attempt.worker_peer_id or 'its worker'} past its time limit"
+            self._journal.append(
+                RunEnded(
+                    iteration_id=run.iteration_id,
+                    task_id=run.task_id,
+                    index=run.index,
+                    number=attempt.number,
+                    worker_peer_id=attempt.worker_peer_id,
+                    outcome="lost",
+                    run_state="pending" if retry else "cancelled" if cancelled else "failed",
+                    error=error,
+                )
+            )
+            if retry:
+                self._tries[run.iteration_id] = attempt.number
+                self._retry_later(run, attempt.number)
+        if reclaimed:
+            log.warning("reclaimed %d attempts left running past their time limit", reclaimed)
+        return reclaimed
 
     def push(self, run: DueRun, *, retry: bool = False) -> None:
         if run.iteration_id in self._queued or run.iteration_id in self._running:
@@ -347,6 +385,7 @@ class Scheduler:
             "notBeforeNs": int(run.due_at.timestamp() * 1e9),
         }
         self._dispatched[run.iteration_id] = time.monotonic()
+        worker.given(run.module_hash)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
         self._tries[run.iteration_id] = number
         self._journal.append(RunSent(**_attempt_of(run, worker, number), sent_at=timezone.now()))
@@ -370,23 +409,43 @@ class Scheduler:
         try:
             if len(jobs) == 1:
                 response = await self._call(worker, "execute", {"job": jobs[0]}, timeout=timeout)
-                outcomes = [response.outcome]
+                answers = [response.outcome]
             else:
                 response = await self._call(worker, "executeMany", {"jobs": jobs}, timeout=timeout)
-                outcomes = list(response.outcomes)
-            if len(outcomes) != len(runs):
-                raise ValueError(f"{len(outcomes)} outcomes for {len(runs)} jobs")
+                answers = list(response.outcomes)
+            if len(answers) != len(runs):
+                raise MalformedAnswer(f"{len(answers)} outcomes for {len(runs)} jobs")
+            outcomes = [read_outcome(a, max_text_bytes=self._max_result_bytes) for a in answers]
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the runs'
+            if isinstance(exc, MalformedAnswer):
+                self._fault(worker, str(exc))
             for run, (_, number) in zip(runs, sent, strict=True):
                 self._lost(run, worker, number, exc)
             return
         for run, (_, number), outcome in zip(runs, sent, outcomes, strict=True):
             self._ended(run, worker, number, outcome)
 
-    def _ended(self, run: DueRun, worker: PooledWorker, number: int, outcome: Any) -> None:
+    def _fault(self, worker: PooledWorker, reason: str) -> None:
+        """A worker answered what no honest worker sends: counted; past
+        `max_faults` it is disconnected (it may come back, and is counted
+        again)."""
+        worker.faults += 1
+        log.warning(
+            "worker %s: malformed answer (%s); fault %d of %d",
+            worker.peer_id,
+            reason,
+            worker.faults,
+            self._max_faults,
+        )
+        if worker.faults >= self._max_faults:
+            self._pool.evict(worker, f"{worker.faults} malformed answers")
+
+    def _ended(
+        self, run: DueRun, worker: PooledWorker, number: int, outcome: WorkerOutcome
+    ) -> None:
         """Record what the worker says happened to one attempt."""
-        state = _OUTCOME_STATES[str(outcome.state)]
-        started_at, finished_at = _from_ns(outcome.startedAtNs), _from_ns(outcome.finishedAtNs)
+        state = outcome.state
+        started_at, finished_at = outcome.started_at, outcome.finished_at
         retry = (
             state in ("failed", "timed_out")
             and number <= run.retries
@@ -399,7 +458,7 @@ class Scheduler:
                 run_state="pending" if retry else state,
                 result=outcome.result,
                 error=outcome.error,
-                exit_code=outcome.exitCode if outcome.hasExitCode else None,
+                exit_code=outcome.exit_code,
                 started_at=started_at,
                 finished_at=finished_at,
             )
@@ -449,7 +508,11 @@ class Scheduler:
 
     def _lost(self, run: DueRun, worker: PooledWorker, number: int, exc: Exception) -> None:
         reason = _first_line(exc)
-        if isinstance(exc, (WorkerVanished, TimeoutError)) or rpc.is_disconnect(exc):
+        if isinstance(exc, TimeoutError):
+            # Given up on: disconnected, so that it starts afresh and offers
+            # itself again (left connected, it would wait for us forever).
+            self._pool.evict(worker, reason)
+        elif isinstance(exc, WorkerVanished) or rpc.is_disconnect(exc):
             self._pool.remove(worker)
         cancelled = run.task_id in self._cancelled
         retry = number < self._max_attempts and not cancelled
@@ -502,10 +565,6 @@ def _attempt_of(run: DueRun, worker: PooledWorker, number: int) -> dict[str, Any
         "number": number,
         "worker_peer_id": worker.peer_id,
     }
-
-
-def _from_ns(ns: int) -> datetime | None:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns > 0 else None
 
 
 def _first_line(exc: BaseException) -> str:

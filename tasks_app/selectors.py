@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
 from tasks_app import schedule
 from tasks_app.exceptions import TaskNotFound
-from tasks_app.models import Iteration, Module, Task
+from tasks_app.models import Attempt, Iteration, Module, Task
 
 State = Iteration.State
 
@@ -179,3 +180,58 @@ def due_runs(*, task_id: str | None = None, due_before: datetime | None = None) 
 def module_bytes(sha256: str) -> bytes | None:
     wasm = Module.objects.filter(pk=sha256).values_list("wasm", flat=True).first()
     return None if wasm is None else bytes(wasm)
+
+
+@dataclass(frozen=True)
+class StaleAttempt:
+    """An attempt still `running` in the database long after it should
+    have ended, and its run."""
+
+    run: DueRun
+    number: int
+    worker_peer_id: str
+    task_cancelled: bool
+
+
+def stale_attempts(
+    *, sent_before: datetime, default_duration: float, grace: float, most: int = 1000
+) -> list[StaleAttempt]:
+    """Attempts still `running` that were sent before `sent_before` and
+    whose run's time limit plus `grace` has passed since (oldest first, at
+    most `most`)."""
+    now = timezone.now()
+    rows = (
+        Attempt.objects.filter(
+            outcome=Attempt.Outcome.RUNNING,
+            sent_at__lt=sent_before,
+            iteration__state=State.RUNNING,
+        )
+        .select_related("iteration__task")
+        .order_by("sent_at")[:most]
+    )
+    stale = []
+    for attempt in rows:
+        run, task = attempt.iteration, attempt.iteration.task
+        limit = task.duration if task.duration > 0 else default_duration
+        if (now - attempt.sent_at).total_seconds() < limit + grace:
+            continue
+        stale.append(
+            StaleAttempt(
+                run=DueRun(
+                    iteration_id=run.pk,
+                    task_id=task.pk,
+                    index=run.index,
+                    due_at=run.due_at,
+                    module_hash=task.module_id,
+                    input=task.input,
+                    difficulty=task.difficulty,
+                    duration=task.duration,
+                    retries=task.retries,
+                    attempts=attempt.number,
+                ),
+                number=attempt.number,
+                worker_peer_id=attempt.worker_peer_id,
+                task_cancelled=task.cancelled_at is not None,
+            )
+        )
+    return stale

@@ -274,6 +274,15 @@ LOGGING = {
 WW_MAX_ATTEMPTS = _env_int("WW_MAX_ATTEMPTS", 3)
 WW_PING_INTERVAL = _env_float("WW_PING_INTERVAL", 2.0)
 WW_PING_TIMEOUT = _env_float("WW_PING_TIMEOUT", 5.0)
+# A worker's claimed concurrency is taken as at most this (a member claiming
+# 2**32 - 1 would draw every run); a worker that answers malformed outcomes
+# (unknown state, bad UTF-8, texts over WW_RESULT_MAX_BYTES) this many times
+# is disconnected (its attempts are lost and run elsewhere).
+WW_MAX_WORKER_CONCURRENCY = _env_int("WW_MAX_WORKER_CONCURRENCY", 256)
+WW_WORKER_MAX_FAULTS = _env_int("WW_WORKER_MAX_FAULTS", 3)
+# An attempt still running this many seconds past its run's time limit, that
+# no call of this gateway waits for, is lost and its run tried again.
+WW_RECLAIM_GRACE = _env_float("WW_RECLAIM_GRACE", 60.0)
 WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
 # A file each worker appends a JSON line to per run it finished (workers/agent.py
 # ExecutionLog; the fault suite checks it against the database). Empty: off.

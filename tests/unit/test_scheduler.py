@@ -279,3 +279,36 @@ def test_a_cancel_while_the_scheduler_waits_for_a_worker_leaves_it_running() -> 
     records = asyncio.run(main())
     ended = [r.task_id for r in records if isinstance(r, RunEnded)]
     assert ended == ["busy", "after"]
+
+
+class LyingWorker(FakeWorker):
+    """Answers every run with an outcome no honest worker sends."""
+
+    async def execute(self, job: dict[str, Any]) -> Any:
+        self.calls.append(1)
+        return SimpleNamespace(outcome=SimpleNamespace(**{**vars(_outcome(job)), "state": "won"}))
+
+
+def test_malformed_answers_lose_the_attempt_and_get_the_worker_disconnected() -> None:
+    evicted: list[tuple[str, str]] = []
+
+    async def main() -> list[Record]:
+        records: list[Record] = []
+        journal = Journal(lambda batch: records.extend(batch) or [])
+        journal.append = records.append  # type: ignore[method-assign]  # no database here
+        pool = WorkerPool(on_evict=lambda worker, why: evicted.append((worker.peer_id, why)))
+        pool.add(peer_id="liar", address="a", concurrency=1, capability=LyingWorker(), connection=1)
+        scheduler = Scheduler(pool, journal, max_attempts=10, max_faults=3)
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.add(_runs("t", 3))
+        await _settle(records, 3)
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        return records
+
+    records = asyncio.run(main())
+    ended = [r for r in records if isinstance(r, RunEnded)]
+    assert [r.outcome for r in ended] == ["lost"] * 3
+    assert all("unknown outcome state" in r.error for r in ended)
+    assert all(r.run_state == "pending" for r in ended)  # to run elsewhere
+    assert evicted == [("liar", "3 malformed answers")]
