@@ -49,6 +49,11 @@ class GatewayProcess:
         from wwproject.limits import bounded_daphne_requests
 
         bounded_daphne_requests(settings.WW_MODULE_MAX_BYTES + 1024 * 1024)
+        from wwproject.websocket_limits import bounded_websocket_writes
+
+        bounded_websocket_writes(
+            max_buffered=settings.WW_WS_MAX_BUFFERED, close_grace=settings.WW_WS_CLOSE_GRACE
+        )
 
         self.server = daphne.server.Server(
             application=application,

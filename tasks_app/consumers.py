@@ -4,7 +4,8 @@
 The services publish each change on the channel layer (`tasks_app.events`),
 so a watcher connected to any process that shares the layer (in process by
 default, Redis when scaled out) sees it. Clients only listen: anything they
-send is ignored.
+send is ignored. A client that does not keep up is closed with code 4008
+("slow reader", tasks_app.events.SLOW_READER_CODE).
 """
 
 from __future__ import annotations
@@ -59,3 +60,9 @@ class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
     async def runs_changed(self, message: dict[str, Any]) -> None:
         for change in message["events"]:
             await self.send_json(change)
+
+    async def layer_overflowed(self, message: dict[str, Any]) -> None:
+        """The layer dropped this watcher from its groups for falling too
+        far behind (wwproject/layers.py): its client is told why, as one
+        whose socket is too far behind is (wwproject/websocket_limits.py)."""
+        await self.close(code=events.SLOW_READER_CODE, reason=events.SLOW_READER_REASON)

@@ -4,7 +4,14 @@ to the group `ww.tasks` and to the task's own group.
 
 Changes travel in batches: one `runs.changed` layer message per group holds
 a batch's events in order (a journal batch can hold thousands), and the
-websocket consumers send each event as its own `run.changed` frame."""
+websocket consumers send each event as its own `run.changed` frame.
+
+An event carries at most `WW_EVENT_TEXT_BYTES` of a run's result and error
+(`result_truncated` / `error_truncated` say when they were cut): every
+watcher gets every event, so a 64 KiB result would cost 64 KiB per watcher
+per run; the whole result stays at `GET /tasks/<id>`. A watcher that falls
+too far behind is closed with `SLOW_READER_CODE` (wwproject/websocket_limits.py
+for the socket, wwproject/layers.py for the layer's queue)."""
 
 from __future__ import annotations
 
@@ -15,11 +22,16 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger("ww.events")
 
 ALL_TASKS_GROUP = "ww.tasks"
+# The close code of a watcher dropped for not keeping up: 4000-4999 is for
+# applications (RFC 6455 7.4.2); 4008 echoes 1008, "policy violation".
+SLOW_READER_CODE = 4008
+SLOW_READER_REASON = "slow reader"
 
 
 def task_group(task_id: str) -> str:
@@ -41,6 +53,9 @@ def run_event(
     at: datetime,
 ) -> dict[str, Any]:
     """A `run.changed` event, as the websockets stream it."""
+    limit = settings.WW_EVENT_TEXT_BYTES
+    result, result_truncated = clip(result, limit)
+    error, error_truncated = clip(error, limit)
     return {
         "type": "run.changed",
         "task": task_id,
@@ -49,10 +64,23 @@ def run_event(
         "worker": worker,
         "attempt": attempt,
         "result": result,
+        "result_truncated": result_truncated,
         "error": error,
+        "error_truncated": error_truncated,
         "completions": completions,
         "at": at.isoformat(),
     }
+
+
+def clip(text: str, limit: int) -> tuple[str, bool]:
+    """`text` cut to at most `limit` bytes of UTF-8 (never inside a
+    character), and whether it was cut."""
+    if len(text) * 4 <= limit:  # short enough whatever its characters
+        return text, False
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= limit:
+        return text, False
+    return encoded[:limit].decode("utf-8", "ignore"), True
 
 
 def runs_changed(changes: list[dict[str, Any]]) -> None:

@@ -111,3 +111,46 @@ def test_cancelling_publishes_the_runs_it_cancelled_after_commit(
         (1, "cancelled"),
         (2, "cancelled"),
     ]
+
+
+def test_an_event_carries_a_few_hundred_bytes_of_a_result_and_says_it_was_cut() -> None:
+    event = events.run_event(
+        task_id="big",
+        index=0,
+        state="succeeded",
+        worker="12D3KooWpeer",
+        attempt=1,
+        result="y" * 65536,
+        error="é" * 1000,
+        completions=1,
+        at=AT,
+    )
+    assert event["result"] == "y" * 256 and event["result_truncated"] is True
+    # Cut by bytes of UTF-8, never inside a character.
+    assert len(event["error"].encode()) <= 256 and set(event["error"]) == {"é"}
+    assert event["error_truncated"] is True
+    small = change("a", 0, "succeeded")
+    assert small["result"] == "2832" and small["result_truncated"] is False
+    assert small["error_truncated"] is False
+
+
+def test_a_watcher_the_layer_gave_up_on_is_closed_as_a_slow_reader(layer: Any) -> None:
+    from wwproject.layers import OVERFLOWED
+
+    async def watch() -> dict[str, Any]:
+        client = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/tasks/")
+        connected, _ = await client.connect()
+        assert connected
+        try:
+            [channel] = list(layer.groups[events.ALL_TASKS_GROUP])
+            await layer.send(channel, dict(OVERFLOWED))
+            return await client.receive_output(timeout=2)
+        finally:
+            await client.disconnect()
+
+    closed = async_to_sync(watch)()
+    assert closed == {
+        "type": "websocket.close",
+        "code": events.SLOW_READER_CODE,
+        "reason": events.SLOW_READER_REASON,
+    }

@@ -1,12 +1,12 @@
 """The embedded channel layer: a group message reaches every member, each
-its own copy, in order, in the sender's loop turn; a full member is
-skipped without stopping the others."""
+its own copy, in order, in the sender's loop turn; a member too far behind
+leaves its groups and is told, without stopping the others."""
 
 from __future__ import annotations
 
 import asyncio
 
-from wwproject.layers import LocalChannelLayer
+from wwproject.layers import OVERFLOWED, LocalChannelLayer
 
 
 def test_a_group_message_is_on_every_members_queue_when_group_send_returns() -> None:
@@ -43,7 +43,31 @@ def test_messages_arrive_in_the_order_sent() -> None:
     asyncio.run(main())
 
 
-def test_a_full_member_is_skipped_and_the_others_still_get_the_message() -> None:
+def test_a_member_too_far_behind_leaves_its_groups_and_is_told_the_others_get_the_message() -> None:
+    async def main() -> None:
+        layer = LocalChannelLayer(capacity=100, member_capacity=2)
+        slow, free = await layer.new_channel(), await layer.new_channel()
+        for group in ("watchers", "one-task"):
+            await layer.group_add(group, slow)
+        await layer.group_add("watchers", free)
+        for n in range(3):
+            await layer.group_send("watchers", {"type": "x", "n": n})
+            assert (await layer.receive(free))["n"] == n
+        # Two waited unread on `slow`: the third was not queued, it was told.
+        assert [await layer.receive(slow) for _ in range(3)] == [
+            {"type": "x", "n": 0},
+            {"type": "x", "n": 1},
+            OVERFLOWED,
+        ]
+        assert slow not in layer.groups.get("watchers", {})
+        assert slow not in layer.groups.get("one-task", {})  # nothing more piles up
+        await layer.group_send("one-task", {"type": "x", "n": 3})
+        assert layer.channels.get(slow) is None
+
+    asyncio.run(main())
+
+
+def test_a_member_at_the_channels_own_capacity_is_told_too() -> None:
     async def main() -> None:
         layer = LocalChannelLayer(capacity=1)
         full, free = await layer.new_channel(), await layer.new_channel()
@@ -51,8 +75,7 @@ def test_a_full_member_is_skipped_and_the_others_still_get_the_message() -> None
         await layer.send(full, {"type": "x", "n": "first"})
         await layer.group_add("watchers", free)
         await layer.group_send("watchers", {"type": "x", "n": "second"})
-        assert (await layer.receive(full))["n"] == "first"
-        assert layer.channels.get(full) is None  # the second was not queued there
+        assert await layer.receive(full) == OVERFLOWED  # room made for the notice
         assert (await layer.receive(free))["n"] == "second"
 
     asyncio.run(main())
