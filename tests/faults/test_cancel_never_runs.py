@@ -7,10 +7,10 @@ executes at DEBUG), and the queue-depth gauge drops the cancelled runs."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
