@@ -123,7 +123,14 @@ class GatewayNode:
         metrics.bind_gateway(workers=lambda: len(self.pool), queue_depth=self.scheduler.queue_depth)
         tls = TlsConfig(self.config.identity, self.config.cluster_key)
         self.listener = await Listener.open(
-            self.config.listen, self._bootstrap, self._disconnected, tls
+            self.config.listen,
+            self._bootstrap,
+            self._disconnected,
+            tls,
+            auth_timeout=settings.WW_RPC_AUTH_TIMEOUT,
+            authenticated=_is_member,
+            max_per_source=settings.WW_RPC_MAX_PER_SOURCE,
+            max_unauthenticated=settings.WW_RPC_MAX_UNAUTHENTICATED,
         )
         if tls.open_cluster:
             log.warning(
@@ -335,6 +342,12 @@ class GatewayNode:
             if self.listener is not None:
                 with contextlib.suppress(Exception):
                     self.listener.drop(worker.connection)
+
+
+def _is_member(host: HostServer) -> bool:
+    """A connection's peer has proven its key (Host.authenticate): the
+    listener's auth deadline stops counting for it."""
+    return host.verified_peer is not None
 
 
 def _write_journal(records: list[Any]) -> list[dict[str, Any]]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import resource
 import signal as signals_module
 import sys
 from collections.abc import Iterable
@@ -46,13 +48,20 @@ class GatewayProcess:
         from django.conf import settings
 
         from wwproject.asgi import application
+        from wwproject.http_guard import guard_daphne_connections
         from wwproject.limits import bounded_daphne_requests
 
+        raise_descriptor_limit()
+        return_large_blocks_to_the_system()
         bounded_daphne_requests(settings.WW_MODULE_MAX_BYTES + 1024 * 1024)
         from wwproject.websocket_limits import bounded_websocket_writes
 
         bounded_websocket_writes(
             max_buffered=settings.WW_WS_MAX_BUFFERED, close_grace=settings.WW_WS_CLOSE_GRACE
+        )
+        guard_daphne_connections(
+            header_timeout=settings.WW_HTTP_HEADER_TIMEOUT,
+            max_per_source=settings.WW_HTTP_MAX_PER_SOURCE,
         )
 
         self.server = daphne.server.Server(
@@ -144,6 +153,44 @@ class GatewayProcess:
             f"  rpc:  {' '.join(self.node.multiaddrs())}\n"
         )
         sys.stdout.flush()
+
+
+def raise_descriptor_limit() -> None:
+    """Every HTTP and RPC connection holds a descriptor; the common soft
+    limit of 1024 is soon reached by a flood, or by a big cluster. Raise the
+    soft limit to the hard one (what an unprivileged process may)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        log.info("open file limit %d (the hard limit)", soft)
+        return
+    # An unlimited hard limit still has a ceiling the kernel enforces.
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open file limit stays %d: cannot raise it to %d (%s)", soft, target, exc)
+        return
+    log.info("open file limit raised from %d to %d", soft, target)
+
+
+# glibc's mallopt parameter: blocks at least this large are mmap()ed.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 128 * 1024
+
+
+def return_large_blocks_to_the_system() -> None:
+    """Make memory freed after a burst go back to the system. Every TLS
+    connection holds a 256 KiB buffer (asyncio's); glibc raises its mmap
+    threshold the first time such a block is freed, after which these come
+    from the heap and, freed, stay in the process (a flood of connections
+    left its RSS up by their whole size). A fixed threshold keeps blocks
+    of 128 KiB and more mapped on their own, unmapped when freed."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return  # not glibc: its allocator has its own policy
+    if not mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD):
+        log.warning("could not set malloc's mmap threshold; memory freed after a flood may stay")
 
 
 def _escape(host: str) -> str:

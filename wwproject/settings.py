@@ -316,6 +316,25 @@ WW_BATCH_SECONDS = _env_float("WW_BATCH_SECONDS", 0.005)
 # worker's clock at their due time (clocks are assumed in sync, e.g. NTP).
 WW_SEND_AHEAD = _env_float("WW_SEND_AHEAD", 0.02)
 
+# --- Connection admission (issue 15) ----------------------------------------
+# RPC: a connection must finish its TLS handshake and membership proof within
+# WW_RPC_AUTH_TIMEOUT seconds of being accepted, or it is closed; one source
+# address may hold WW_RPC_MAX_PER_SOURCE connections at once (each worker
+# process holds one; bench/many_workers.py makes 100 from one address), and
+# at most WW_RPC_MAX_UNAUTHENTICATED connections may be still authenticating
+# in all (a flood from many addresses is bounded too; workers refused
+# meanwhile retry). 0: no cap.
+# HTTP: a request's headers must be complete within WW_HTTP_HEADER_TIMEOUT
+# seconds of the connection opening (on a kept-alive connection, of the
+# request's first byte), or the connection is closed with a 408; one source
+# address may hold WW_HTTP_MAX_PER_SOURCE connections, websockets included
+# (0: no cap; behind a reverse proxy every client has the proxy's address).
+WW_RPC_AUTH_TIMEOUT = _env_float("WW_RPC_AUTH_TIMEOUT", 10.0)
+WW_RPC_MAX_PER_SOURCE = _env_int("WW_RPC_MAX_PER_SOURCE", 128)
+WW_RPC_MAX_UNAUTHENTICATED = _env_int("WW_RPC_MAX_UNAUTHENTICATED", 256)
+WW_HTTP_HEADER_TIMEOUT = _env_float("WW_HTTP_HEADER_TIMEOUT", 10.0)
+WW_HTTP_MAX_PER_SOURCE = _env_int("WW_HTTP_MAX_PER_SOURCE", 64)
+
 # --- Access control (issue 4) -----------------------------------------------
 # WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a
 # token (or a staff session with CSRF) unless the HTTP server is bound to a
