@@ -49,7 +49,7 @@ class AttemptInline(admin.TabularInline):
     can_delete = False
     fields = [
         "number",
-        "worker",
+        "worker_short",
         "sent_at",
         "started_at",
         "finished_at",
@@ -67,7 +67,7 @@ class AttemptInline(admin.TabularInline):
         return False
 
     @admin.display(description="worker")
-    def worker(self, attempt: Attempt) -> str:
+    def worker_short(self, attempt: Attempt) -> str:
         return short_peer(attempt.worker_peer_id) or "-"
 
 

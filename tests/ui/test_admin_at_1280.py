@@ -135,6 +135,16 @@ def test_task_page_shows_every_attempt_unclipped_and_read_only(
     assert page.locator("input[name=_save], input[name=_continue]").count() == 0
     assert page.locator("textarea, input[type=text]").count() == 0
 
+    # A run's own page: its attempts inline fits as well, and is read-only too.
+    page.click('#task-runs tr[data-run="0"] a')
+    page.wait_for_selector(".inline-group")
+    cells = ".inline-group tbody td"
+    assert right_edge(page, cells) <= WIDTH
+    assert not_clipped(page, cells) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+    assert "unreachable" in page.inner_text(".inline-group td.field-error")
+    assert page.locator("input[name=_save]").count() == 0
+
 
 def test_task_list_newest_first_and_last_column_on_screen(
     admin_page: Any, tmp_path_factory: pytest.TempPathFactory
