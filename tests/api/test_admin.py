@@ -127,3 +127,10 @@ def test_task_list_is_newest_first(staff: Client) -> None:
     _task("newer")
     page = staff.get("/admin/tasks_app/task/").content.decode()
     assert page.index(">newer<") < page.index(">older<")
+
+
+def test_a_task_id_the_admin_quotes_in_urls_shows_its_runs(staff: Client) -> None:
+    """Task ids may hold ":" and "@", which the admin writes as "_3A", "_40"."""
+    _task("job:1@host")
+    page = staff.get("/admin/tasks_app/task/job_3A1_40host/change/").content.decode()
+    assert page.count("<tr data-run=") == 3
