@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -280,3 +281,36 @@ def test_a_second_gateway_fails_at_once(netns: NetNS, tmp_path: Path, clash: str
         assert second.lines == [], "no peer ID is printed by a gateway that cannot start"
         assert first.popen.poll() is None
         assert _get_tasks(netns, HTTP) == 200
+
+
+def test_runcluster_fails_when_its_gateway_cannot_start(netns: NetNS, tmp_path: Path) -> None:
+    """A gateway that exits while starting (here: its fixed RPC port is
+    taken) makes runcluster exit non-zero without saying it is running."""
+    state = tmp_path / "state"
+    _migrate(netns, state)
+    with netns.entered():
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+    port = taken.getsockname()[1]
+    log = tmp_path / "runcluster.err"
+    with _cleanup(tmp_path) as procs, taken:
+        argv = [sys.executable, MANAGE, "runcluster", "--http", HTTP]
+        with log.open("w") as err:
+            popen = netns.spawn(
+                argv,
+                env={**_env(state), "WW_LISTEN": f"/ip4/127.0.0.1/tcp/{port}"},
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
+        cluster = Proc(popen)
+        procs.append(cluster)
+        assert cluster.popen.wait(120) != 0
+        message = log.read_text()
+        assert f"RPC address 127.0.0.1:{port} is already in use" in message
+        assert "the gateway exited (code 1) before it was up" in message
+        assert RUNNING not in cluster.output()
+        assert _nodes_of_test(tmp_path) == set()
