@@ -245,3 +245,29 @@ INVALID_UTF8_STDOUT = """
     (memory.fill (i32.const 16) (i32.const 255) (i32.const 64000))
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
 """
+
+
+def large_functions(count: int, body_ops: int) -> bytes:
+    """A valid module of `count` functions of `body_ops` additions each
+    beside a plain `run`: few functions, yet costly to compile."""
+
+    def leb(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    def section(ident: int, payload: bytes) -> bytes:
+        return bytes([ident]) + leb(len(payload)) + payload
+
+    types = section(1, leb(2) + b"\x60\x00\x01\x7f" + b"\x60\x02\x7f\x7f\x01\x7f")
+    functions = section(3, leb(count + 1) + b"\x01" + b"\x00" * count)
+    exports = section(7, leb(1) + leb(3) + b"run" + b"\x00" + leb(0))
+    run_body = b"\x00\x41\x00\x0b"  # no locals; i32.const 0; end
+    # no locals; i32.const 1, then (i32.const 1; i32.add) body_ops times; end
+    ops = b"\x00\x41\x01" + b"\x41\x01\x6a" * body_ops + b"\x0b"
+    body = leb(len(ops)) + ops
+    code = section(10, leb(count + 1) + leb(len(run_body)) + run_body + body * count)
+    return b"\x00asm\x01\x00\x00\x00" + types + functions + exports + code
