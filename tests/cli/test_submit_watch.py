@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.cluster import HTTP, MANAGE, PROJECT_ROOT, Cluster, running_cluster
+from tests.e2e.cluster import HTTP, MANAGE, PROJECT_ROOT, Cluster, running_cluster, seed_form
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
 
 
-def cli(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    cluster: Cluster, *args: str, timeout: float = 60, columns: int = 160
+) -> subprocess.CompletedProcess[str]:
     """Run a manage.py command inside the namespace (stopped by PID on timeout)."""
     proc = cluster.netns.spawn(
         [sys.executable, MANAGE, *args, "--url", f"http://{HTTP}"],
-        env={**cluster.env, "COLUMNS": "160"},
+        env={**cluster.env, "COLUMNS": str(columns)},
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -81,7 +83,7 @@ def test_submit_watch_shows_progress_until_done_then_the_results(
 
     listing = cli(cluster, "tasks")
     assert listing.returncode == 0, listing.stdout
-    (line,) = [s for s in listing.stdout.splitlines() if " cli1 " in s]
+    (line,) = [s for s in listing.stdout.splitlines() if s.split()[:1] == ["cli1"]]
     assert "succeeded" in line and "3/3" in line
 
 
@@ -112,3 +114,37 @@ def test_metrics_after_the_runs(
     assert samples[("ww_run_duration_seconds_sum", (("state", "succeeded"),))] > 0
     assert samples[("ww_workers_connected", ())] == 1
     assert samples[("ww_queue_depth", ())] == 0
+
+
+def test_tasks_id_shows_the_first_page_of_runs_and_all_with_all(cluster: Cluster) -> None:
+    """A task of 1,500 runs (due in an hour): `tasks ID` shows runs 0-99 in
+    80 columns and says how many more; `--all` pages through all 1,500."""
+    form = seed_form(id="paged", start="3600", delay="0", repeats="1500")
+    wasm = (PROJECT_ROOT / "hash.wasm").read_bytes()
+    response = cluster.request("POST", "/tasks", data=form, files={"wasm": ("hash.wasm", wasm)})
+    assert response.status_code == 201, response.text
+
+    first = cli(cluster, "tasks", "paged", columns=80)
+    assert first.returncode == 0, first.stdout
+    lines = first.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    shown = _run_lines(lines)
+    assert shown == list(range(100))
+    assert "runs 0-99 of 1500 shown; 1400 more (--all to show every run)" in first.stdout
+    assert "paged: scheduled, pending 1500" in first.stdout
+
+    every = cli(cluster, "tasks", "paged", "--all", columns=80)
+    assert every.returncode == 0, every.stdout
+    assert _run_lines(every.stdout.splitlines()) == list(range(1500))
+    assert "more (--all" not in every.stdout
+
+
+def _run_lines(lines: list[str]) -> list[int]:
+    """The run indexes of the table lines (a line starting with a number
+    and a state)."""
+    out = []
+    for line in lines:
+        words = line.split()
+        if len(words) >= 2 and words[0].isdigit() and words[1] == "pending":
+            out.append(int(words[0]))
+    return out

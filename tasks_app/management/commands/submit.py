@@ -29,9 +29,11 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
+
+from tasks_app.management.tables import console as table_console
+from tasks_app.management.tables import counts_line, more_runs_line, runs_table, short_time
 
 FINAL_STATES = {"succeeded", "failed", "timed_out", "cancelled"}
 
@@ -113,6 +115,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=0, help="with --watch: give up after S s (0: never)"
         )
+        parser.add_argument(
+            "--wide", action="store_true", help="with --watch: full times, peer IDs and errors"
+        )
         add_gateway_options(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -141,19 +146,23 @@ class Command(BaseCommand):
             created = gateway.request(
                 "POST", "/tasks", data=form, files={"wasm": (path.name, wasm, "application/wasm")}
             )
-            task = gateway.request("GET", f"/tasks/{quote(created['id'], safe='')}")
             console.print(
-                f"submitted [bold]{task['id']}[/]: {task['run_count']} runs, "
-                f"first due {task['runs'][0]['due_at'] if task['runs'] else '-'}"
+                f"submitted [bold]{created['id']}[/]: {created['runs']} runs, "
+                f"first due {short_time(created.get('next_due_at'))}"
             )
             if not options["watch"]:
                 return
-            task = watch(gateway, stream, task, console=console, timeout=options["timeout"])
+            watch(gateway, stream, created, console=console, timeout=options["timeout"])
+            # The first page of runs for the table; the counts cover them all.
+            task = gateway.request("GET", f"/tasks/{quote(created['id'], safe='')}")
         finally:
             if stream is not None:
                 stream.close()
             gateway.close()
-        console.print(results_table(task))
+        wide = options["wide"]
+        table_console(wide=wide).print(runs_table(task, wide=wide))
+        if (more := more_runs_line(task)) is not None:
+            console.print(more)
         console.print(
             f"{task['id']}: {task['state']}, {task['completions']} of {task['run_count']} "
             "runs succeeded"
@@ -170,8 +179,10 @@ def watch(
     console: Console,
     timeout: float,
 ) -> dict[str, Any]:
-    """A progress bar of finished runs, until all have ended."""
-    task_path = f"/tasks/{quote(task['id'], safe='')}"
+    """A progress bar of finished runs, until all have ended. `task` is
+    the task as submitted; returns it as it ended (counts, no runs)."""
+    # Only the counts are wanted while watching: a page of one run.
+    task_path = f"/tasks/{quote(task['id'], safe='')}?runs_limit=1"
     deadline = time.monotonic() + timeout if timeout > 0 else None
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -182,10 +193,12 @@ def watch(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(task["id"], total=task["run_count"], counts="")
+        bar = progress.add_task(task["id"], total=task["runs"], counts="")
+        task = gateway.request("GET", task_path)
         while True:
-            finished = sum(run["state"] in FINAL_STATES for run in task["runs"])
-            progress.update(bar, completed=finished, counts=_counts(task["runs"]))
+            counts = task["runs_by_state"]
+            finished = sum(counts[state] for state in FINAL_STATES)
+            progress.update(bar, completed=finished, counts=counts_line(counts))
             if finished >= task["run_count"]:
                 return task
             if deadline is not None and time.monotonic() > deadline:
@@ -207,26 +220,3 @@ def _wait_for_event(stream: ClientConnection | None) -> ClientConnection | None:
     except (WebSocketException, OSError):
         return None
     return stream
-
-
-def _counts(runs: list[dict[str, Any]]) -> str:
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run["state"]] = counts.get(run["state"], 0) + 1
-    return " ".join(f"{state} {n}" for state, n in sorted(counts.items()))
-
-
-def results_table(task: dict[str, Any]) -> Table:
-    table = Table(title=f"{task['id']}: runs")
-    for column in ("run", "state", "worker", "started", "finished", "result / error"):
-        table.add_column(column, overflow="fold")
-    for run in task["runs"]:
-        table.add_row(
-            str(run["index"]),
-            run["state"],
-            (run.get("worker") or "-")[:20],
-            run.get("started_at") or "-",
-            run.get("finished_at") or "-",
-            run["result"] if run["state"] == "succeeded" else (run["error"] or "-"),
-        )
-    return table

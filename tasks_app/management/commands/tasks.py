@@ -1,5 +1,9 @@
 """`python manage.py tasks [ID]`: a gateway's tasks with their progress, or
-one task's runs with their results (over the REST API, like `submit`)."""
+one task's runs with their results (over the REST API, like `submit`).
+
+A task's runs come a page at a time from `GET /tasks/<id>`: the first page
+is shown with how many more there are; `--all` pages through every run.
+Tables fit 80 columns; `--wide` shows full times, peer IDs and errors."""
 
 from __future__ import annotations
 
@@ -7,10 +11,18 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core.management.base import BaseCommand, CommandParser
-from rich.console import Console
-from rich.table import Table
 
-from tasks_app.management.commands.submit import Gateway, add_gateway_options, results_table
+from tasks_app.management.commands.submit import Gateway, add_gateway_options
+from tasks_app.management.tables import (
+    console,
+    counts_line,
+    more_runs_line,
+    runs_table,
+    tasks_table,
+)
+
+# Runs per request with --all: the API's largest page.
+ALL_PAGE = 1000
 
 
 class Command(BaseCommand):
@@ -20,35 +32,54 @@ class Command(BaseCommand):
         parser.add_argument("id", nargs="?", help="show this task's runs")
         parser.add_argument("--limit", type=int, default=100, help="tasks per page (max 1000)")
         parser.add_argument("--offset", type=int, default=0)
+        parser.add_argument(
+            "--runs-offset", type=int, default=0, help="with ID: the first run shown (default 0)"
+        )
+        parser.add_argument(
+            "--all", action="store_true", help="with ID: every run, not only the first page"
+        )
+        parser.add_argument(
+            "--wide", action="store_true", help="full times, peer IDs and errors (wider than 80)"
+        )
         add_gateway_options(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        console = Console()
+        out = console(wide=options["wide"])
         gateway = Gateway(options["url"], options["token"])
         try:
             if options["id"]:
-                task = gateway.request("GET", f"/tasks/{quote(options['id'], safe='')}")
-                console.print(results_table(task))
+                show_runs(
+                    gateway,
+                    options["id"],
+                    out=out,
+                    wide=options["wide"],
+                    every=options["all"],
+                    offset=options["runs_offset"],
+                )
                 return
             tasks = gateway.request(
                 "GET", "/tasks", params={"limit": options["limit"], "offset": options["offset"]}
             )
         finally:
             gateway.close()
-        console.print(tasks_table(tasks))
+        out.print(tasks_table(tasks, wide=options["wide"]))
 
 
-def tasks_table(tasks: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"{len(tasks)} tasks")
-    for column in ("id", "state", "succeeded", "next due", "received", "description"):
-        table.add_column(column, overflow="fold")
-    for task in tasks:
-        table.add_row(
-            task["id"],
-            task["state"],
-            f"{task['completions']}/{task['runs']}",
-            task.get("next_due_at") or "-",
-            task["received_at"],
-            task["description"],
-        )
-    return table
+def show_runs(
+    gateway: Gateway, task_id: str, *, out: Any, wide: bool, every: bool, offset: int
+) -> None:
+    """Print the task's runs from `offset`: one page, or with `every` each
+    page in turn until the last."""
+    path = f"/tasks/{quote(task_id, safe='')}"
+    params: dict[str, int] = {"runs_offset": offset}
+    if every:
+        params["runs_limit"] = ALL_PAGE
+    task = gateway.request("GET", path, params=params)
+    out.print(runs_table(task, wide=wide))
+    while every and task["runs"] and task["runs"][-1]["index"] + 1 < task["run_count"]:
+        params["runs_offset"] = task["runs"][-1]["index"] + 1
+        task = gateway.request("GET", path, params=params)
+        out.print(runs_table(task, wide=wide))
+    if not every and (more := more_runs_line(task)) is not None:
+        out.print(more)
+    out.print(f"{task['id']}: {task['state']}, {counts_line(task['runs_by_state'])}")
