@@ -94,6 +94,7 @@ class GatewayNode:
             lead=config.send_ahead,
             max_result_bytes=settings.WW_RESULT_MAX_BYTES,
             max_faults=settings.WW_WORKER_MAX_FAULTS,
+            call_grace=settings.WW_CALL_GRACE,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()
@@ -280,6 +281,16 @@ class GatewayNode:
             return
         if self.listener is None or offer.connection not in self.listener.connections:
             return  # its connection closed while we asked
+        if self.pool.faults_of(peer_id) >= settings.WW_WORKER_MAX_FAULTS:
+            log.warning(
+                "worker offer from %s refused: %s answered malformed outcomes %d times",
+                offer.address,
+                peer_id,
+                self.pool.faults_of(peer_id),
+            )
+            with contextlib.suppress(Exception):
+                self.listener.drop(offer.connection)
+            return
         for worker in self.pool:
             if worker.peer_id == peer_id:
                 self._leave(worker, "replaced by a new connection")

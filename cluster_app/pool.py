@@ -13,6 +13,7 @@ from typing import Any
 from cluster_app.balance import Load, least_in_flight
 
 _MODULES_REMEMBERED = 1024  # per worker
+_PEERS_REMEMBERED = 10_000  # fault counts
 
 
 @dataclass(eq=False)
@@ -75,6 +76,7 @@ class WorkerPool:
 
     def __init__(self, *, on_evict: Callable[[PooledWorker, str], None] | None = None) -> None:
         self._on_evict = on_evict
+        self._faults: OrderedDict[str, int] = OrderedDict()  # by peer ID, most recent last
         self._workers: dict[int, PooledWorker] = {}
         self._keys = itertools.count(1)
         self._changed = asyncio.Event()
@@ -115,6 +117,19 @@ class WorkerPool:
         if removed:
             self._notify()
         return removed
+
+    def fault(self, worker: PooledWorker) -> int:
+        """Count a malformed answer against the worker's peer ID (kept
+        across its reconnections); returns its count so far."""
+        count = self._faults.pop(worker.peer_id, 0) + 1
+        self._faults[worker.peer_id] = count
+        while len(self._faults) > _PEERS_REMEMBERED:
+            self._faults.popitem(last=False)
+        worker.faults = count
+        return count
+
+    def faults_of(self, peer_id: str) -> int:
+        return self._faults.get(peer_id, 0)
 
     def evict(self, worker: PooledWorker, reason: str) -> None:
         """Remove a worker the scheduler gave up on and have its connection

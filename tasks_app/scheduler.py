@@ -426,10 +426,10 @@ class Scheduler:
             self._ended(run, worker, number, outcome)
 
     def _fault(self, worker: PooledWorker, reason: str) -> None:
-        """A worker answered what no honest worker sends: counted; past
-        `max_faults` it is disconnected (it may come back, and is counted
-        again)."""
-        worker.faults += 1
+        """A worker answered what no honest worker sends: counted against
+        its peer ID; at `max_faults` it is disconnected (and refused when it
+        offers itself again)."""
+        self._pool.fault(worker)
         log.warning(
             "worker %s: malformed answer (%s); fault %d of %d",
             worker.peer_id,

@@ -294,6 +294,9 @@ WW_WORKER_MAX_FAULTS = _env_int("WW_WORKER_MAX_FAULTS", 3)
 # An attempt still running this many seconds past its run's time limit, that
 # no call of this gateway waits for, is lost and its run tried again.
 WW_RECLAIM_GRACE = _env_float("WW_RECLAIM_GRACE", 60.0)
+# A call on a worker is given up (the attempt lost, the worker disconnected)
+# this many seconds after its runs' time limits.
+WW_CALL_GRACE = _env_float("WW_CALL_GRACE", 30.0)
 WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
 # A file each worker appends a JSON line to per run it finished (workers/agent.py
 # ExecutionLog; the fault suite checks it against the database). Empty: off.
