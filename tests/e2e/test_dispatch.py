@@ -39,7 +39,7 @@ def _submit(cluster: Cluster, wasm: bytes, **form: str) -> str:
 
 def _all_succeeded(cluster: Cluster, task_id: str, runs: int) -> None:
     def done() -> bool:
-        task = cluster.request("GET", f"/tasks/{task_id}").json()
+        task = cluster.request("GET", f"/tasks/{task_id}?runs_limit=1000").json()
         return task["state"] in {"succeeded", "failed", "cancelled"} and task
 
     task = cluster.wait_for(done, 60, f"{task_id} to finish")
