@@ -18,6 +18,7 @@ from tests.security import hostile
 HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
 MEMORY_LIMIT = 32 * 1024 * 1024
 OUTPUT_LIMIT = 64 * 1024
+RESULT_LIMIT = 64 * 1024  # WW_RESULT_MAX_BYTES's default
 TRUNCATED_MARKER = "…[truncated]"
 FINISHED = {"succeeded", "failed", "cancelled"}
 
@@ -120,9 +121,10 @@ def test_hostile_modules_each_end_their_own_run_with_a_clear_error(cluster: Clus
         run = finished_run(cluster, task_id)
         assert (task_id, run["state"], run["error"]) == (task_id, state, error)
 
-    # Output is bounded: the first OUTPUT_LIMIT bytes are kept, marked as cut.
+    # Output is bounded: the first OUTPUT_LIMIT bytes are kept, and what is
+    # sent back is at most RESULT_LIMIT bytes of UTF-8, marked as cut.
     stdout = finished_run(cluster, "endless-stdout")["result"]
-    assert stdout == "y" * OUTPUT_LIMIT + TRUNCATED_MARKER
+    assert stdout == "y" * (RESULT_LIMIT - len(TRUNCATED_MARKER.encode())) + TRUNCATED_MARKER
     # Memory is capped: growth stops at the limit, and the module may carry on.
     capped = finished_run(cluster, "grow-until-refused")
     assert (capped["state"], capped["result"]) == ("succeeded", str(MEMORY_LIMIT // 65536))
