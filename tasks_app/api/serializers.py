@@ -33,8 +33,14 @@ class SecondsField(serializers.FloatField):
         return int(value) if value.is_integer() else value
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:g} MiB"
+
+
 class TaskSubmissionSerializer(serializers.Serializer):
-    """The seed's multipart form, field for field."""
+    """The seed's multipart form, field for field. Every field but `id` and
+    `wasm` is optional. The help texts are the API's documentation (the
+    OpenAPI schema's descriptions), limits read from the settings."""
 
     id = serializers.RegexField(
         TASK_ID_PATTERN,
@@ -43,32 +49,93 @@ class TaskSubmissionSerializer(serializers.Serializer):
             "invalid": "must be 1-200 characters: letters, digits and . _ : @ + - "
             "(starting with a letter or digit)"
         },
+        help_text="Required. The task's name, unique: a duplicate is a 409 and the first "
+        "task stays. 1-200 characters: letters, digits and `. _ : @ + -`, starting with a "
+        "letter or digit.",
     )
     description = serializers.CharField(
-        required=False, allow_blank=True, max_length=10_000, default="", trim_whitespace=False
+        required=False,
+        allow_blank=True,
+        max_length=10_000,
+        default="",
+        trim_whitespace=False,
+        help_text="Optional. Free text, up to 10,000 characters (default empty).",
     )
-    complete = serializers.IntegerField(required=False, min_value=0)  # accepted, ignored
+    complete = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="Optional, accepted and ignored: the seed's form sends `0`. A task's "
+        "completions always start at 0 and count its succeeded runs. If sent, an integer "
+        "of 0 or more.",
+    )
     duration = SecondsField(
-        required=False, default=0, min_value=0, max_value=settings.WW_MAX_DURATION
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=settings.WW_MAX_DURATION,
+        help_text="Optional. Time limit of one run, in seconds (fractions allowed), at most "
+        f"{settings.WW_MAX_DURATION:g} (WW_MAX_DURATION). 0 or absent: the gateway's default, "
+        f"{settings.WW_DEFAULT_DURATION:g} s (WW_DEFAULT_DURATION). A run over it ends "
+        "`timed_out`.",
     )
-    start = SecondsField(required=False, default=0, min_value=0, max_value=settings.WW_MAX_OFFSET)
-    delay = SecondsField(required=False, default=0, min_value=0, max_value=settings.WW_MAX_OFFSET)
+    start = SecondsField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=settings.WW_MAX_OFFSET,
+        help_text="Optional. Seconds after receipt before the first run (fractions allowed; "
+        f"default 0, at most {settings.WW_MAX_OFFSET:g}: WW_MAX_OFFSET).",
+    )
+    delay = SecondsField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=settings.WW_MAX_OFFSET,
+        help_text="Optional. Seconds between the starts of consecutive runs: run k is due at "
+        "receipt + start + k·delay, whatever the runs before it take (fractions allowed; "
+        f"default 0, at most {settings.WW_MAX_OFFSET:g}: WW_MAX_OFFSET).",
+    )
     repeats = serializers.IntegerField(
-        required=False, default=1, min_value=0, max_value=settings.WW_MAX_REPEATS
+        required=False,
+        default=1,
+        min_value=0,
+        max_value=settings.WW_MAX_REPEATS,
+        help_text="Optional. Number of runs; 0 or 1 means one run (default 1, at most "
+        f"{settings.WW_MAX_REPEATS}: WW_MAX_REPEATS).",
     )
     input = serializers.IntegerField(
-        required=False, default=0, min_value=INT64_MIN, max_value=INT64_MAX
+        required=False,
+        default=0,
+        min_value=INT64_MIN,
+        max_value=INT64_MAX,
+        help_text="Optional. The first integer given to the module (signed 64-bit, default "
+        "0): `run(input, difficulty)`'s first argument, or a WASI command's argv[1].",
     )
     difficulty = serializers.IntegerField(
-        required=False, default=0, min_value=INT64_MIN, max_value=INT64_MAX
+        required=False,
+        default=0,
+        min_value=INT64_MIN,
+        max_value=INT64_MAX,
+        help_text="Optional. The second integer given to the module (signed 64-bit, default "
+        "0): `run`'s second argument, or a WASI command's argv[2].",
     )
-    wasm = serializers.FileField(allow_empty_file=False, use_url=False)
+    wasm = serializers.FileField(
+        allow_empty_file=False,
+        use_url=False,
+        help_text="Required. The module, as a file upload, at most "
+        f"{_mib(settings.WW_MODULE_MAX_BYTES)} (WW_MODULE_MAX_BYTES; larger is a 413): "
+        "WebAssembly exporting `run(input, difficulty)` with i32 or i64 parameters and "
+        "result (the result is shown in decimal, read as unsigned at its width: an i64 -1 "
+        "is 18446744073709551615, an i32 -1 is 4294967295) or a WASI command exporting "
+        "`_start` (argv is [task id, input, difficulty]; the result is its stdout, bounded).",
+    )
     retries = serializers.IntegerField(
         required=False,
         default=0,
         min_value=0,
         max_value=10,
-        help_text="extra attempts for a run that traps or times out (not in the seed; default 0)",
+        help_text="Optional, not in the seed. Extra attempts for a run that traps or times "
+        "out (default 0, at most 10).",
     )
 
 
@@ -185,7 +252,11 @@ class TaskSummarySerializer(TaskSerializer):
     """A task as `GET /tasks` lists it, with its runs counted by state
     (`DELETE /tasks/<id>` answers this)."""
 
-    runs_by_state = RunsByStateSerializer(read_only=True)
+    runs_by_state = RunsByStateSerializer(
+        read_only=True,
+        help_text="every run of the task counted by state (in `GET /tasks/<id>`: all of "
+        "them, not only the page's)",
+    )
 
     class Meta(TaskSerializer.Meta):
         fields = [*TaskSerializer.Meta.fields, "runs_by_state"]

@@ -8,6 +8,7 @@ import io
 
 import pytest
 import yaml
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import Client
@@ -54,7 +55,10 @@ def test_upload_is_documented_as_the_seeds_multipart_form(schema: dict) -> None:
     ref = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
     form = schema["components"]["schemas"][ref]
     assert set(form["properties"]) >= SEED_FIELDS
-    assert form["properties"]["wasm"] == {"type": "string", "format": "binary"}
+    assert {k: form["properties"]["wasm"][k] for k in ("type", "format")} == {
+        "type": "string",
+        "format": "binary",
+    }
     assert set(form["required"]) >= {"id", "wasm"}
     assert set(post["responses"]) >= {"201", "400", "409", "413"}
     error = schema["components"]["schemas"]["Error"]
@@ -66,6 +70,55 @@ def test_task_detail_shape_lists_runs_and_attempts(schema: dict) -> None:
     assert detail["runs"]["type"] == "array"
     run = schema["components"]["schemas"][detail["runs"]["items"]["$ref"].rsplit("/", 1)[-1]]
     assert set(run["properties"]) >= {"index", "due_at", "state", "worker", "result", "attempts"}
+
+
+def _form(schema: dict) -> dict:
+    post = schema["paths"]["/tasks/"]["post"]
+    ref = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+
+def test_every_form_field_is_documented_with_its_default_and_limits(schema: dict) -> None:
+    form = _form(schema)
+    fields = form["properties"]
+    for name in SEED_FIELDS | {"retries"}:
+        description = fields[name].get("description", "")
+        required = name in form["required"]
+        assert description.startswith("Required." if required else "Optional"), name
+    assert set(form["required"]) == {"id", "wasm"}
+    assert fields["repeats"]["maximum"] == settings.WW_MAX_REPEATS
+    assert str(settings.WW_MAX_REPEATS) in fields["repeats"]["description"]
+    assert fields["repeats"]["default"] == 1 and fields["repeats"]["minimum"] == 0
+    for seconds in ("duration", "start", "delay"):
+        assert fields[seconds]["minimum"] == 0 and fields[seconds]["default"] == 0, seconds
+        assert "seconds" in fields[seconds]["description"].lower(), seconds
+    assert fields["duration"]["maximum"] == settings.WW_MAX_DURATION
+    assert fields["start"]["maximum"] == fields["delay"]["maximum"] == settings.WW_MAX_OFFSET
+    assert f"{settings.WW_DEFAULT_DURATION:g} s" in fields["duration"]["description"]
+    assert "ignored" in fields["complete"]["description"]
+    assert "16 MiB" in fields["wasm"]["description"]  # the default WW_MODULE_MAX_BYTES
+    assert "unsigned" in fields["wasm"]["description"]
+    for integer in ("input", "difficulty"):
+        assert fields[integer]["minimum"] == -(2**63) and fields[integer]["maximum"] == 2**63 - 1
+
+
+def test_run_pages_and_counts_by_state_are_documented(schema: dict) -> None:
+    detail = schema["paths"]["/tasks/{task_id}/"]
+    parameters = {p["name"]: p for p in detail["get"]["parameters"]}
+    assert "1-1000 (100)" in parameters["runs_limit"]["description"]
+    assert parameters["runs_offset"]["schema"]["type"] == "integer"
+    assert set(detail["get"]["responses"]["200"]["headers"]) == {"Link"}
+    assert "400" in detail["get"]["responses"]
+    components = schema["components"]["schemas"]
+    by_state = components["RunsByState"]["properties"]
+    assert set(by_state) == {"pending", "running", "succeeded", "failed", "timed_out", "cancelled"}
+    page = components["TaskDetail"]["properties"]
+    assert page["runs_by_state"]["allOf"][0]["$ref"].endswith("/RunsByState")
+    assert {"run_count", "runs_offset", "runs_limit"} <= set(page)
+    cancelled = detail["delete"]["responses"]["200"]["content"]["application/json"]["schema"]
+    summary = components[cancelled["$ref"].rsplit("/", 1)[-1]]["properties"]
+    assert summary["runs"]["type"] == "integer"  # a count, not the runs
+    assert "runs_by_state" in summary
 
 
 def test_schema_generates_without_warnings() -> None:
