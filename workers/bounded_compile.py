@@ -172,8 +172,13 @@ class Compiler:
 
     def _take(self) -> _Child:
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                child = self._idle.pop()
+                # An idle child can end by itself: its parent-death signal
+                # follows the thread that started it, not the process.
+                if child.popen.poll() is None:
+                    return child
+                child.kill()
         return _Child(self.profile, self.memory_bytes)
 
     def _give_back(self, child: _Child) -> None:

@@ -91,9 +91,6 @@ class _Compiled:
     run_bits: int = 64  # width of run's result
 
 
-_Control = RunControl
-
-
 _DeadlineCallback = ctypes.CFUNCTYPE(
     ctypes.c_size_t,
     ctypes.POINTER(ffi.wasmtime_context_t),
@@ -104,7 +101,7 @@ _DeadlineCallback = ctypes.CFUNCTYPE(
 _NoFinalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
 
 
-def _deadline_callback(control: _Control) -> Any:
+def _deadline_callback(control: RunControl) -> Any:
     """Called by wasmtime on the run's thread at every epoch tick: go on for
     one more tick, or end the run with an error (which becomes a trap)."""
 
@@ -170,7 +167,7 @@ class Executor:
         self._compiler.warm()
 
         self._lock = threading.Lock()
-        self._active: dict[str, list[_Control]] = {}
+        self._active: dict[str, list[RunControl]] = {}
         self._cache: OrderedDict[str, _Compiled] = OrderedDict()
         self._compile_locks: dict[str, threading.Lock] = {}
         self._compiled_count = 0
@@ -216,7 +213,7 @@ class Executor:
         with self._lock:
             return module_hash in self._cache
 
-    def _compiled(self, digest: str, wasm: bytes, control: _Control) -> _Compiled:
+    def _compiled(self, digest: str, wasm: bytes, control: RunControl) -> _Compiled:
         with self._lock:
             hit = self._lookup(digest)
             if hit is not None:
@@ -246,7 +243,7 @@ class Executor:
         finally:
             key_lock.release()
 
-    def _compile(self, digest: str, wasm: bytes, control: _Control) -> _Compiled:
+    def _compile(self, digest: str, wasm: bytes, control: RunControl) -> _Compiled:
         """Compile in a child: bounded in memory, its wait by the run's
         deadline (and the compile time limit) and ended by its cancel."""
         if not wasm:
@@ -294,7 +291,7 @@ class Executor:
         loop = asyncio.get_running_loop()
         # Registered from now, not from when a thread takes them: runs waiting
         # for a free thread can be cancelled too.
-        controls = [_Control() for _ in requests]
+        controls = [RunControl() for _ in requests]
         for request, control in zip(requests, controls, strict=True):
             self._register(request.run_key, control)
         outcomes: list[RunOutcome | None] = [None] * len(requests)
@@ -367,12 +364,12 @@ class Executor:
             control.cancel()
         return len(controls)
 
-    def _register(self, run_key: str, control: _Control) -> None:
+    def _register(self, run_key: str, control: RunControl) -> None:
         if run_key:
             with self._lock:
                 self._active.setdefault(run_key, []).append(control)
 
-    def _unregister(self, run_key: str, control: _Control) -> None:
+    def _unregister(self, run_key: str, control: RunControl) -> None:
         if run_key:
             with self._lock:
                 controls = self._active.get(run_key, [])
@@ -383,14 +380,14 @@ class Executor:
 
     def execute(self, request: RunRequest) -> RunOutcome:
         """Run on the calling thread."""
-        control = _Control()
+        control = RunControl()
         self._register(request.run_key, control)
         try:
             return self._execute(request, control)
         finally:
             self._unregister(request.run_key, control)
 
-    def _execute(self, request: RunRequest, control: _Control) -> RunOutcome:
+    def _execute(self, request: RunRequest, control: RunControl) -> RunOutcome:
         started_at = time.time()
         limit = request.time_limit
         if not (math.isfinite(limit) and limit > 0):
@@ -436,7 +433,7 @@ class Executor:
             finished_at=finished_at,
         )
 
-    def _new_store(self, control: _Control) -> wasmtime.Store:
+    def _new_store(self, control: RunControl) -> wasmtime.Store:
         store = wasmtime.Store(self._engine)
         store.set_limits(
             memory_size=self.memory_limit,
@@ -458,7 +455,7 @@ class Executor:
         store: wasmtime.Store,
         compiled: _Compiled,
         request: RunRequest,
-        control: _Control,
+        control: RunControl,
         limit: float,
     ) -> str:
         if compiled.uses_wasi:
@@ -485,7 +482,7 @@ class Executor:
         store: wasmtime.Store,
         compiled: _Compiled,
         request: RunRequest,
-        control: _Control,
+        control: RunControl,
         limit: float,
     ) -> tuple[int, str]:
         # Output goes to bounded in-memory sinks rather than files: a module that
@@ -520,12 +517,12 @@ class Executor:
         return exit_code, stdout.text()
 
     def _instantiate(
-        self, store: wasmtime.Store, compiled: _Compiled, control: _Control, limit: float
+        self, store: wasmtime.Store, compiled: _Compiled, control: RunControl, limit: float
     ) -> wasmtime.Instance:
         # Instantiation runs the module's start function, so it is guarded too.
         return self._guarded(lambda: compiled.pre.instantiate(store), control, limit)
 
-    def _guarded(self, call: Callable[[], T], control: _Control, limit: float) -> T:
+    def _guarded(self, call: Callable[[], T], control: RunControl, limit: float) -> T:
         """Run a call into wasm, translating traps, stops and WASI exits."""
         try:
             return call()
@@ -535,7 +532,7 @@ class Executor:
             raise _failure(exc, control, limit) from exc
 
 
-def _wait_until(not_before: float, control: _Control) -> None:
+def _wait_until(not_before: float, control: RunControl) -> None:
     """Hold a run sent ahead of its due time until then: sleep most of the
     way, spin the last millisecond (a sleep alone wakes up late)."""
     while not control.cancelled:
@@ -553,7 +550,7 @@ def _stopped(reason: str, limit: float, doing: str) -> tuple[RunState, str, str]
     return "timed_out", f"time limit of {float(limit)!r} s exceeded while {doing}", ""
 
 
-def _failure(exc: Exception, control: _Control, limit: float) -> _RunFailed:
+def _failure(exc: Exception, control: RunControl, limit: float) -> _RunFailed:
     """What a trap or error out of wasm means for the run."""
     code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
     if control.reason == "timed_out" or code == wasmtime.TrapCode.INTERRUPT:
