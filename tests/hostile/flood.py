@@ -259,8 +259,8 @@ def close_all(socks: list[Any]) -> None:
 
 
 @contextlib.contextmanager
-def sampling_rss(pid: int, interval: float = 0.2) -> Iterator[list[float]]:
-    """RSS samples of `pid` taken on a thread while the block runs."""
+def sampling(measure: Callable[[], float], interval: float = 0.2) -> Iterator[list[float]]:
+    """Samples of `measure()` taken on a thread while the block runs."""
     import threading
 
     samples: list[float] = []
@@ -269,7 +269,7 @@ def sampling_rss(pid: int, interval: float = 0.2) -> Iterator[list[float]]:
     def sample() -> None:
         while not stop.is_set():
             with contextlib.suppress(OSError, AssertionError):
-                samples.append(rss_mb(pid))
+                samples.append(measure())
             stop.wait(interval)
 
     thread = threading.Thread(target=sample, daemon=True)
