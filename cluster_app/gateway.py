@@ -95,6 +95,7 @@ class GatewayNode:
             max_result_bytes=settings.WW_RESULT_MAX_BYTES,
             max_faults=settings.WW_WORKER_MAX_FAULTS,
             call_grace=settings.WW_CALL_GRACE,
+            window=settings.WW_QUEUE_WINDOW,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()

@@ -38,6 +38,7 @@ from workers.run_times import Kind, RunTimes
 log = logging.getLogger("ww.scheduler")
 
 _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
+_REFILL_RETRY = 0.1  # s: before reading the database again for more runs
 _CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
 
 
@@ -74,7 +75,12 @@ class Scheduler:
         lead: float = 0.0,
         max_result_bytes: int = 64 * 1024,
         max_faults: int = 3,
+        window: int = 10_000,
     ) -> None:
+        # At most this many runs are held here; more wait in the database.
+        self._window = max(window, 1)
+        self._overflow = False  # runs may wait in the database beyond the window
+        self._refilling = False
         self._pool = pool
         self._max_result_bytes = max_result_bytes
         self._max_faults = max(max_faults, 1)
@@ -105,10 +111,18 @@ class Scheduler:
     # -- feeding the heap ---------------------------------------------------
 
     async def load(self, *, task_id: str | None = None) -> int:
-        """Queue the runs waiting in the database (all, or one task's)."""
-        runs = await sync_to_async(selectors.due_runs)(task_id=task_id)
+        """Queue the runs waiting in the database (the earliest due, all
+        tasks' or one task's), as many as the window has room for; the
+        rest are read as the queue drains (`refill`)."""
         if task_id is not None:
             self._cancelled.discard(task_id)  # runs queued again (re-run)
+        room = self._room()
+        if room <= 0:
+            self._overflow = True
+            return 0
+        runs = await sync_to_async(selectors.due_runs)(task_id=task_id, limit=room)
+        if len(runs) >= room:
+            self._overflow = True  # there may be more than fit
         for run in runs:
             self.push(run)
         return len(runs)
@@ -117,21 +131,57 @@ class Scheduler:
         """Queue a new task's runs, as its submission announced them."""
         for run in runs:
             self.push(run)
+        self._trim()
+
+    def _room(self) -> int:
+        return self._window - len(self._heap)
+
+    def _trim(self) -> None:
+        """Past twice the window, keep the window's worth of the earliest
+        due runs; the others wait in the database (`refill`). A run due now
+        thus always gets in, whatever far-off backlog the queue holds."""
+        if len(self._heap) <= 2 * self._window:
+            return
+        self._heap = heapq.nsmallest(self._window, self._heap)  # sorted: a heap
+        self._queued = {entry[-1].iteration_id for entry in self._heap}
+        self._overflow = True
 
     async def sweep(self, *, horizon: float) -> int:
         """Queue runs due within `horizon` seconds that the database holds
         but this scheduler never heard of: a safety net for a notification
         that was lost (a full channel, a Redis hiccup). Runs it has
         dispatched itself are left alone (their records may still be on
-        their way to the database)."""
+        their way to the database). While more runs wait than the window
+        holds, this is also how they come in (`refill`)."""
+        if self._overflow:
+            return await self.refill()
         due_before = timezone.now() + timedelta(seconds=horizon)
+        found = await self._queue_unknown(
+            await sync_to_async(selectors.due_runs)(due_before=due_before, limit=self._window)
+        )
+        if found:
+            log.warning("sweep found %d runs nobody had announced; queued them", found)
+        return found
+
+    async def refill(self) -> int:
+        """Top the queue up to the window with the earliest-due runs the
+        database holds that are not queued here yet."""
+        # The earliest waiting runs include those sent moments ago whose
+        # records are still on their way to the database: read past them.
+        limit = 2 * self._window + len(self._running)
+        runs = await sync_to_async(selectors.due_runs)(limit=limit)
+        found = await self._queue_unknown(runs)
+        # Fewer than asked for: every waiting run is known here now.
+        self._overflow = len(runs) >= limit
+        return found
+
+    async def _queue_unknown(self, runs: list[DueRun]) -> int:
         # A run's records reach the database within moments of its end; the
         # memory of older dispatches is dropped (it would grow without end).
         forget_before = time.monotonic() - _REMEMBER_DISPATCH
         self._dispatched = {
             k: sent for k, sent in self._dispatched.items() if sent >= forget_before
         }
-        runs = await sync_to_async(selectors.due_runs)(due_before=due_before)
         found = 0
         for run in runs:
             if run.iteration_id in self._dispatched or run.task_id in self._cancelled:
@@ -139,9 +189,29 @@ class Scheduler:
             if run.iteration_id not in self._queued and run.iteration_id not in self._running:
                 found += 1
                 self.push(run)
-        if found:
-            log.warning("sweep found %d runs nobody had announced; queued them", found)
+        self._trim()
         return found
+
+    def _refill_soon(self) -> None:
+        """The queue runs low while runs wait in the database: read the next
+        ones now rather than at the next sweep."""
+        if self._overflow and not self._refilling and len(self._heap) < self._window // 4:
+            self._refilling = True
+            self._own(self._refill_once(), name="refill")
+
+    async def _refill_once(self) -> None:
+        """Refill until the queue holds a quarter of its window again or
+        the database has nothing more; runs sent moments ago still look
+        waiting there until their records land, so an empty read is tried
+        again shortly."""
+        try:
+            while self._overflow and len(self._heap) < self._window // 4:
+                if await self.refill() == 0:
+                    await asyncio.sleep(_REFILL_RETRY)
+        except Exception:
+            log.exception("refilling the queue failed; the sweep will try again")
+        finally:
+            self._refilling = False
 
     async def reclaim(self, *, grace: float) -> int:
         """Attempts the database says are running, that this scheduler is
@@ -274,6 +344,7 @@ class Scheduler:
         queue = self._queue_room(self._heap[0][-1])
         worker = await self._pool.acquire(queue=queue)
         batch = self._pop_batch(worker, queue)
+        self._refill_soon()
         if not batch:
             self._pool.release(worker)
             return
@@ -297,6 +368,7 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
             else:
+                self._refill_soon()
                 await self._wake.wait()
 
     def _pop_batch(self, worker: PooledWorker, queue: int) -> list[DueRun]:

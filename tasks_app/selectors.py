@@ -148,18 +148,33 @@ class DueRun:
     attempts: int = 0  # attempts made so far
 
 
-def due_runs(*, task_id: str | None = None, due_before: datetime | None = None) -> list[DueRun]:
+def due_runs(
+    *,
+    task_id: str | None = None,
+    due_before: datetime | None = None,
+    limit: int | None = None,
+) -> list[DueRun]:
     """Runs waiting to be dispatched (all of them, one task's, or those due
-    before a time)."""
-    runs = (
-        Iteration.objects.filter(state=State.PENDING, task__cancelled_at__isnull=True)
-        .select_related("task")
-        .annotate(attempt_count=Count("attempts"))
-    )
+    before a time), earliest due first, at most `limit`. The attempts made
+    so far are counted for the runs read only (counting them in the same
+    query groups every waiting run before the limit applies)."""
+    runs = Iteration.objects.filter(state=State.PENDING, task__cancelled_at__isnull=True)
     if task_id is not None:
         runs = runs.filter(task_id=task_id)
     if due_before is not None:
         runs = runs.filter(due_at__lte=due_before)
+    runs = runs.select_related("task").order_by("due_at")
+    rows = list(runs if limit is None else runs[:limit])
+    attempts: Counter[int] = Counter()
+    ids = [it.pk for it in rows]
+    for first in range(0, len(ids), 900):  # SQLite: at most 999 parameters
+        counted = (
+            Attempt.objects.filter(iteration_id__in=ids[first : first + 900])
+            .values("iteration_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        attempts.update({row["iteration_id"]: row["n"] for row in counted})
     return [
         DueRun(
             iteration_id=it.pk,
@@ -171,9 +186,9 @@ def due_runs(*, task_id: str | None = None, due_before: datetime | None = None) 
             difficulty=it.task.difficulty,
             duration=it.task.duration,
             retries=it.task.retries,
-            attempts=it.attempt_count,  # type: ignore[attr-defined]
+            attempts=attempts[it.pk],
         )
-        for it in runs.order_by("due_at")
+        for it in rows
     ]
 
 

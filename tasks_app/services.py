@@ -124,15 +124,24 @@ def create_task(
     return task, _due_runs(task, run_ids, due)
 
 
+# Runs a submission may have to be stored on the event loop itself (about a
+# millisecond of inserts); bigger ones are stored on a request thread.
+LOOP_RUNS = 100
+
+
 def create_task_here(
     loop_db: LoopDatabase, *, task_id: str, wasm: bytes, **fields: Any
 ) -> tuple[Task, list[DueRun]]:
     """`create_task` (the same fields) on the event loop's own SQLite
     connection (tasks_app.loop_db), for a module stored already.
     WriteElsewhere, storing nothing, for a new module (it is checked and
-    stored Django's way) or while another connection writes."""
+    stored Django's way), for a task of more than LOOP_RUNS runs (its
+    insert would hold the event loop: workers' pings and every run's
+    dispatch wait for it) or while another connection writes."""
     if len(wasm) > settings.WW_MODULE_MAX_BYTES:
         raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+    if max(int(fields.get("repeats", 1)), 1) > LOOP_RUNS:
+        raise WriteElsewhere("a task of many runs")
     digest = module_hash(wasm)
     if not loop_db.query(qmark(_KNOWN_MODULE_SQL), (digest,)):
         raise WriteElsewhere("a module not stored yet")

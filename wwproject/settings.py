@@ -297,6 +297,10 @@ WW_RECLAIM_GRACE = _env_float("WW_RECLAIM_GRACE", 60.0)
 # A call on a worker is given up (the attempt lost, the worker disconnected)
 # this many seconds after its runs' time limits.
 WW_CALL_GRACE = _env_float("WW_CALL_GRACE", 30.0)
+# Runs the scheduler holds in memory, earliest due first; the rest wait in the
+# database and are read as these go out (memory and start-up time are bounded
+# by this, not by the backlog).
+WW_QUEUE_WINDOW = _env_int("WW_QUEUE_WINDOW", 10_000)
 WW_STOP_GRACE = _env_float("WW_STOP_GRACE", 30.0)
 # A file each worker appends a JSON line to per run it finished (workers/agent.py
 # ExecutionLog; the fault suite checks it against the database). Empty: off.
