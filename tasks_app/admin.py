@@ -191,9 +191,7 @@ class TaskAdmin(ReadOnlyAdmin):
     def cancel_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         cancelled = running = 0
         for task_id in queryset.values_list("pk", flat=True):
-            outcome = services.cancel_task(task_id=task_id)
-            if outcome.running:
-                notify.task_cancelled(task_id)  # the gateway interrupts the running ones
+            outcome = services.cancel_task(task_id=task_id)  # tells the gateway too
             cancelled += outcome.cancelled
             running += len(outcome.running)
         self.message_user(

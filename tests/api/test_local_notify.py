@@ -84,3 +84,54 @@ def test_a_closed_gateway_loop_falls_back_to_the_layer(
         notify.stop_serving_locally()
     message = async_to_sync(layer.receive)(notify.GATEWAY_CHANNEL)
     assert message["task"] == "fallback"
+
+
+@pytest.fixture
+def cancels(gateway_loop: asyncio.AbstractEventLoop) -> Iterator[list[tuple[str, str]]]:
+    """A local scheduler that records each cancel it is told of, and the
+    thread it was told on."""
+    told: list[tuple[str, str]] = []
+
+    def cancel_runs(task_id: str) -> None:
+        told.append((task_id, threading.current_thread().name))
+
+    notify.serve_locally(gateway_loop, lambda runs: None, cancel_runs)
+    yield told
+
+
+def test_a_cancel_tells_the_local_scheduler_even_with_nothing_running(
+    client: Client, cancels: list[tuple[str, str]]
+) -> None:
+    assert client.post("/tasks", form(id="idle", start="60")).status_code == 201
+    assert client.delete("/tasks/idle").status_code == 200
+    assert [task for task, _ in cancels] == ["idle"]
+    assert cancels[0][1] != threading.current_thread().name  # on the scheduler's loop
+
+
+def test_the_admins_cancel_tells_the_scheduler_with_nothing_running(
+    client: Client, cancels: list[tuple[str, str]]
+) -> None:
+    from django.contrib.auth.models import User
+
+    assert client.post("/tasks", form(id="admin-idle", start="60")).status_code == 201
+    User.objects.create_superuser("boss", "boss@example.com", "pw")
+    client.login(username="boss", password="pw")
+    response = client.post(
+        "/admin/tasks_app/task/",
+        {"action": "cancel_tasks", "_selected_action": ["admin-idle"]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert [task for task, _ in cancels] == ["admin-idle"]
+    assert set(Iteration.objects.filter(task_id="admin-idle").values_list("state", flat=True)) == {
+        "cancelled"
+    }
+
+
+def test_without_a_local_gateway_a_cancel_goes_by_the_layer(client: Client, layer: Any) -> None:
+    notify.stop_serving_locally()
+    assert client.post("/tasks", form(id="far", start="60")).status_code == 201
+    async_to_sync(layer.receive)(notify.GATEWAY_CHANNEL)  # the submission's message
+    assert client.delete("/tasks/far").status_code == 200
+    message = async_to_sync(layer.receive)(notify.GATEWAY_CHANNEL)
+    assert message == {"type": "task.cancelled", "task": "far"}
