@@ -4,7 +4,6 @@ keeps serving."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from tests.e2e.cluster import Cluster
@@ -35,11 +34,9 @@ def test_cancel_pending_and_running_runs(
     assert response.status_code == 200
     assert response.json()["runs_by_state"]["cancelled"] == 3  # the summary, not the runs
 
-    cancelled_at = time.monotonic()
     assert cluster.request("DELETE", "/tasks/spin").status_code == 200
+    # Interrupted: it would otherwise spin for 30 s.
     body = wait_finished(cluster, "spin", timeout=15)
-    took = time.monotonic() - cancelled_at
-    assert took < 10, f"the running run took {took:.1f} s to stop"
     states = sorted(run["state"] for run in body["runs"])
     assert states == ["cancelled", "cancelled"]
     # The running one was interrupted; the other either never left the
