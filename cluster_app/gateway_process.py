@@ -57,7 +57,9 @@ class GatewayProcess:
         from wwproject.websocket_limits import bounded_websocket_writes
 
         bounded_websocket_writes(
-            max_buffered=settings.WW_WS_MAX_BUFFERED, close_grace=settings.WW_WS_CLOSE_GRACE
+            max_buffered=settings.WW_WS_MAX_BUFFERED,
+            stall=settings.WW_WS_STALL,
+            close_grace=settings.WW_WS_CLOSE_GRACE,
         )
         guard_daphne_connections(
             header_timeout=settings.WW_HTTP_HEADER_TIMEOUT,

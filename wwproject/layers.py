@@ -47,6 +47,14 @@ class LocalChannelLayer(InMemoryChannelLayer):
             except ChannelFull:
                 self._overflowed(channel)
 
+    async def group_discard(self, group: str, channel: str) -> None:
+        await super().group_discard(group, channel)
+        if not any(channel in members for members in self.groups.values()):
+            # Our groups' members are watchers, which leave their last group
+            # when their client goes: what waits for it would otherwise stay
+            # until a later message expires it, and it holds run events.
+            self.channels.pop(channel, None)
+
     def _overflowed(self, channel: str) -> None:
         for members in self.groups.values():
             members.pop(channel, None)

@@ -142,13 +142,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # notification delays runs, never loses them).
 CHANNEL_CAPACITY = _env_int("WW_CHANNEL_CAPACITY", 100_000)
 # Websocket watchers (tasks_app/consumers.py, wwproject/websocket_limits.py):
-# one is closed with code 4008 ("slow reader") when more than
-# WW_WS_MAX_BUFFERED bytes wait unsent for its client, or WW_WS_QUEUE_MESSAGES
-# event batches wait on the layer for its consumer; a closed client that does
-# not finish the closing handshake within WW_WS_CLOSE_GRACE seconds is
-# disconnected. An event carries at most WW_EVENT_TEXT_BYTES of a result or
-# error (the rest: GET /tasks/<id>).
+# sending waits while more than WW_WS_MAX_BUFFERED bytes wait unsent for the
+# client; one is closed with code 4008 ("slow reader") when its backlog stays
+# over that for WW_WS_STALL seconds, or WW_WS_QUEUE_MESSAGES event batches
+# wait on the layer for its consumer; a closed client that does not finish
+# the closing handshake within WW_WS_CLOSE_GRACE seconds is disconnected.
+# An event carries at most WW_EVENT_TEXT_BYTES of a result or error (the
+# rest: GET /tasks/<id>).
 WW_WS_MAX_BUFFERED = _env_int("WW_WS_MAX_BUFFERED", 1024 * 1024)
+WW_WS_STALL = _env_float("WW_WS_STALL", 5.0)
 WW_WS_QUEUE_MESSAGES = _env_int("WW_WS_QUEUE_MESSAGES", 256)
 WW_WS_CLOSE_GRACE = _env_float("WW_WS_CLOSE_GRACE", 10.0)
 WW_EVENT_TEXT_BYTES = _env_int("WW_EVENT_TEXT_BYTES", 256)

@@ -88,3 +88,18 @@ def test_a_group_nobody_joined_takes_the_message_and_drops_it() -> None:
         assert layer.channels == {}
 
     asyncio.run(main())
+
+
+def test_a_member_leaving_its_last_group_leaves_nothing_queued() -> None:
+    async def main() -> None:
+        layer = LocalChannelLayer(capacity=10)
+        watcher = await layer.new_channel()
+        await layer.group_add("a", watcher)
+        await layer.group_add("b", watcher)
+        await layer.group_send("a", {"type": "x"})
+        await layer.group_discard("a", watcher)
+        assert layer.channels[watcher].qsize() == 1  # still watching b
+        await layer.group_discard("b", watcher)
+        assert watcher not in layer.channels
+
+    asyncio.run(main())
