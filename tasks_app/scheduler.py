@@ -32,8 +32,8 @@ from cluster_app.pool import PooledWorker, WorkerPool
 from tasks_app import metrics, schedule, selectors
 from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome, read_outcome
+from tasks_app.run_times import Kind, RunTimes
 from tasks_app.selectors import DueRun
-from workers.run_times import Kind, RunTimes
 
 log = logging.getLogger("ww.scheduler")
 

@@ -25,8 +25,8 @@ from tasks_app.exceptions import (
 )
 from tasks_app.loop_db import LoopDatabase, qmark
 from tasks_app.models import Attempt, Iteration, Module, Task
+from tasks_app.modules import InvalidModule, ModuleLimits, inspect_module, module_hash
 from tasks_app.selectors import DueRun
-from workers.modules import InvalidModule, ModuleLimits, inspect_module, module_hash
 
 log = logging.getLogger("ww.tasks")
 

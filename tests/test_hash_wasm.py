@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+from tasks_app.modules import inspect_module, module_hash
 from workers.executor import Executor, RunRequest
-from workers.modules import inspect_module, module_hash
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "hash.wasm"

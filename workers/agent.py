@@ -25,9 +25,9 @@ from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr, MultiaddrError, parse_multiaddr
 from cluster_app.rpc import ClientConnection
 from cluster_app.tls import PeerAuthError, TlsConfig, join_message
+from tasks_app.modules import module_hash
 from workers.executor import Executor, RunOutcome, RunRequest
 from workers.fetch import ModuleFetcher, ModuleUnavailable
-from workers.modules import module_hash
 
 log = logging.getLogger("ww.worker")
 

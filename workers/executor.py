@@ -7,7 +7,7 @@ host calls that could wait by ``workers.wasi_bounds``; in memory by the
 store's limiter, in stack by ``max_wasm_stack``, in what it sends back by
 ``workers.output``. Its module is compiled in a child process bounded in
 memory, the wait counted against the run's time limit
-(``workers.bounded_compile``). Runs go
+(``tasks_app.bounded_compile``). Runs go
 to a thread pool: wasmtime releases the GIL while wasm executes, so runs in
 different threads use different cores. Whatever the module does, ``execute``
 returns a :class:`RunOutcome`; it never raises for the module's faults.
@@ -31,12 +31,12 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import _func as wasmtime_func
 
-from workers.bounded_compile import Compiler, CompilerUnavailable
-from workers.compile_child import make_engine
-from workers.modules import InvalidModule, ModuleKind, inspect_compiled, module_hash
+from tasks_app.bounded_compile import Compiler, CompilerUnavailable
+from tasks_app.compile_child import make_engine
+from tasks_app.modules import InvalidModule, ModuleKind, inspect_compiled, module_hash
+from tasks_app.run_times import Kind, RunTimes
 from workers.output import TRUNCATED_MARKER, Sink, capped
 from workers.run_control import RunControl, RunStopped, running
-from workers.run_times import Kind, RunTimes
 from workers.wasi_bounds import bound_blocking_calls
 
 logger = logging.getLogger("ww.executor")

@@ -10,7 +10,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from workers.modules import module_hash
+from tasks_app.modules import module_hash
 
 log = logging.getLogger("ww.worker")
 

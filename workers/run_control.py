@@ -2,7 +2,7 @@
 
 The epoch callback checks them while the module's own code runs; host calls
 that can wait (``workers.wasi_bounds``) and the bounded compiler
-(``workers.bounded_compile``) wait on ``wake`` so that a cancel reaches them
+(``tasks_app.bounded_compile``) wait on ``wake`` so that a cancel reaches them
 at once instead of at their next check. The control of the run executing on
 a thread is found through :func:`current`: wasmtime calls host functions on
 the thread that called into wasm, and a linker's host functions are shared by

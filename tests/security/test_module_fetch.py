@@ -16,8 +16,8 @@ from cluster_app.identity import Identity
 from cluster_app.multiaddr import parse_multiaddr
 from cluster_app.rpc import ClientConnection
 from cluster_app.tls import TlsConfig, join_message
+from tasks_app.modules import module_hash
 from tests.e2e.cluster import Cluster, running_cluster, seed_form
-from workers.modules import module_hash
 
 HASH_WASM = (Path(__file__).resolve().parents[2] / "hash.wasm").read_bytes()
 

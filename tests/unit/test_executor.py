@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from wasmtime import wat2wasm
 
+from tasks_app.modules import module_hash
 from tests.security import hostile
 from workers.executor import (
     INLINE_BELOW,
@@ -23,7 +24,6 @@ from workers.executor import (
     RunOutcome,
     RunRequest,
 )
-from workers.modules import module_hash
 
 REPO = Path(__file__).resolve().parents[2]
 HASH_WASM = REPO / "hash.wasm"

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from tasks_app.modules import module_hash
 from workers.fetch import ModuleFetcher, ModuleUnavailable
-from workers.modules import module_hash
 
 WASM = b"\x00asm\x01\x00\x00\x00"
 

@@ -7,9 +7,8 @@ import hashlib
 import pytest
 from wasmtime import wat2wasm
 
-from tests.security import hostile
-from workers.bounded_compile import ModuleTooComplex
-from workers.modules import (
+from tasks_app.bounded_compile import ModuleTooComplex
+from tasks_app.modules import (
     InvalidModule,
     ModuleInfo,
     ModuleLimits,
@@ -17,6 +16,7 @@ from workers.modules import (
     inspect_module,
     module_hash,
 )
+from tests.security import hostile
 
 RUN_I64 = '(module (func (export "run") (param i64 i64) (result i64) (local.get 0)))'
 RUN_MIXED = '(module (func (export "run") (param i32 i64) (result i32) (i32.const 7)))'

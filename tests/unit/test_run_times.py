@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.run_times import RunTimes
+from tasks_app.run_times import RunTimes
 
 KIND = ("a" * 64, 1, 2)
 

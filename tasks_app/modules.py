@@ -5,7 +5,7 @@ to read its imports and exports, never instantiated or run. Compiling a
 hostile module can take many seconds and gigabytes, so ``inspect_module``
 first reads the module's sections for cheap limits (how many functions), then
 compiles in a child process bounded in time and memory
-(``workers.bounded_compile``). The executor relies on the same rules
+(``tasks_app.bounded_compile``). The executor relies on the same rules
 (``inspect_compiled``) when it runs a module, so a module accepted here is one
 the worker knows how to call.
 """
@@ -56,7 +56,7 @@ def inspect_module(wasm: bytes, limits: ModuleLimits | None = None) -> ModuleInf
     :class:`InvalidModule` with a human reason (one naming the limit when
     the module is over one)."""
     # Imported here: the compiler's child process imports this module.
-    from workers.bounded_compile import shared_compiler
+    from tasks_app.bounded_compile import shared_compiler
 
     limits = limits or ModuleLimits()
     if not isinstance(wasm, (bytes, bytearray)):

@@ -2,7 +2,7 @@
 
 Compiling is not free: one valid 9 MB module of a million tiny functions took
 ~21 s and ~5 GB. Neither wasmtime nor Python can stop a compile half-way, so
-it happens in a child (``workers.compile_child``) whose address space is
+it happens in a child (``tasks_app.compile_child``) whose address space is
 limited by RLIMIT_AS and which is killed when its time is up. The gateway
 uses it to check uploads (profile "inspect"); a worker uses it to compile the
 module of a run (profile "executor": the child sends the compiled artifact
@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.compile_child import EXIT_OUT_OF_MEMORY, READY, Profile
-from workers.modules import InvalidModule, ModuleKind
+from tasks_app.compile_child import EXIT_OUT_OF_MEMORY, READY, Profile
+from tasks_app.modules import InvalidModule, ModuleKind
 from workers.run_control import RunControl, RunStopped
 
 START_TIMEOUT = 30.0  # seconds for a child to come up (not counted against a module)
@@ -59,7 +59,7 @@ class _Child:
             "MALLOC_ARENA_MAX": "1",
         }
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "workers.compile_child", profile, str(memory_bytes)],
+            [sys.executable, "-m", "tasks_app.compile_child", profile, str(memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
-"""The child process that compiles modules for ``workers.bounded_compile``.
+"""The child process that compiles modules for ``tasks_app.bounded_compile``.
 
-Run as ``python -m workers.compile_child PROFILE MEMORY_BYTES``. It limits its
+Run as ``python -m tasks_app.compile_child PROFILE MEMORY_BYTES``. It limits its
 own address space to MEMORY_BYTES, makes one engine, says it is ready, then
 compiles one module per request until its stdin closes. It imports neither
 Django nor anything that starts threads, so it is up in tens of milliseconds
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     _die_with_parent()
     # Imported after the limit, so that it counts what they map too.
-    from workers.modules import InvalidModule, compile_module, inspect_compiled
+    from tasks_app.modules import InvalidModule, compile_module, inspect_compiled
 
     engine = make_engine(profile)  # type: ignore[arg-type]
     linker = wasmtime.Linker(engine)
