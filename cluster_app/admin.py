@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from cluster_app.models import WorkerNode
+from tasks_app.models import WorkerNode
 
 
 @admin.register(WorkerNode)

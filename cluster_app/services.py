@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from cluster_app.models import WorkerNode
+from tasks_app.models import WorkerNode
 
 
 def worker_joined(*, peer_id: str, address: str, concurrency: int) -> None:

@@ -90,6 +90,30 @@ class Iteration(models.Model):
         return f"{self.task_id}#{self.index}"
 
 
+class WorkerNode(models.Model):
+    """One worker peer the gateway has seen. The row outlives its
+    connection, so history keeps pointing at it; `connected` says whether it
+    is in the live pool now. (First defined in cluster_app, whose table it
+    keeps.)"""
+
+    peer_id = models.CharField(max_length=80, unique=True)
+    address = models.CharField(max_length=100, blank=True, default="")
+    concurrency = models.PositiveIntegerField(default=1)
+    in_flight = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    connected = models.BooleanField(default=False)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        db_table = "cluster_app_workernode"
+        ordering = ["-connected", "peer_id"]
+
+    def __str__(self) -> str:
+        return self.peer_id
+
+
 class Attempt(models.Model):
     """One try of a run on one worker."""
 
@@ -104,7 +128,7 @@ class Attempt(models.Model):
     iteration = models.ForeignKey(Iteration, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()
     worker = models.ForeignKey(
-        "cluster_app.WorkerNode",
+        WorkerNode,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,

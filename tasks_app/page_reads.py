@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Min, Prefetch
 from django.utils import timezone
 
-from cluster_app.models import WorkerNode
-from tasks_app.models import Attempt, Iteration, Task
+from tasks_app.models import Attempt, Iteration, Task, WorkerNode
 
 State = Iteration.State
 

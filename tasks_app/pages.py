@@ -21,10 +21,9 @@ from django.views.decorators.http import require_GET
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from cluster_app.models import WorkerNode
 from tasks_app import page_reads
 from tasks_app.api.permissions import reads_need_auth
-from tasks_app.models import Task
+from tasks_app.models import Task, WorkerNode
 from tasks_app.page_reads import RunCounts
 from tasks_app.progress import task_state
 

@@ -20,11 +20,10 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from cluster_app.models import WorkerNode
 from tasks_app import events
 from tasks_app.journal import Record, RunEnded, RunSent
 from tasks_app.loop_db import LoopDatabase, qmark
-from tasks_app.models import Attempt, Iteration, Task
+from tasks_app.models import Attempt, Iteration, Task, WorkerNode
 
 State = Iteration.State
 Outcome = Attempt.Outcome

@@ -8,9 +8,8 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
-from cluster_app.models import WorkerNode
 from tasks_app import services
-from tasks_app.models import Iteration, Task
+from tasks_app.models import Iteration, Task, WorkerNode
 from tests.api.forms import HASH_WASM
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +68,7 @@ def test_worker_registry_lists_peers(staff: Client) -> None:
         connected=True,
         last_seen=timezone.now(),
     )
-    page = staff.get("/admin/cluster_app/workernode/")
+    page = staff.get("/admin/tasks_app/workernode/")
     assert page.status_code == 200
     assert b"12D3KooWExample" in page.content
     assert b"127.0.0.1:5555" in page.content

@@ -10,10 +10,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from cluster_app.models import WorkerNode
 from tasks_app import run_records, services
 from tasks_app.journal import RunEnded, RunSent
-from tasks_app.models import Iteration
+from tasks_app.models import Iteration, WorkerNode
 from tasks_app.notify import GATEWAY_CHANNEL
 from tests.api.forms import HASH_WASM
 
@@ -144,7 +143,7 @@ def test_worker_pool_page_shows_every_column(staff: Client) -> None:
         connected=True,
         last_seen=timezone.now(),
     )
-    page = staff.get("/admin/cluster_app/workernode/").content.decode()
+    page = staff.get("/admin/tasks_app/workernode/").content.decode()
     for column in ("peer", "address", "concurrency", "in flight", "completed", "failed", "last"):
         assert column in page.lower(), column
     assert PEER in page and "127.0.0.1:5555" in page

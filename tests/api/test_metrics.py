@@ -11,10 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from cluster_app.models import WorkerNode
 from tasks_app import metrics, run_records, services
 from tasks_app.journal import RunEnded, RunSent
-from tasks_app.models import Iteration
+from tasks_app.models import Iteration, WorkerNode
 from tests.api.forms import HASH_WASM
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from cluster_app.models import WorkerNode
 from tasks_app import services
-from tasks_app.models import Iteration
+from tasks_app.models import Iteration, WorkerNode
 from tests.api.forms import HASH_WASM
 
 pytestmark = pytest.mark.django_db

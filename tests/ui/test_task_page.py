@@ -41,7 +41,7 @@ def gone_workers(cluster: Cluster) -> Iterator[list[str]]:
     code = (
         "from datetime import timedelta\n"
         "from django.utils import timezone\n"
-        "from cluster_app.models import WorkerNode\n"
+        "from tasks_app.models import WorkerNode\n"
         f"for i, peer in enumerate({peers!r}):\n"
         "    WorkerNode.objects.update_or_create(peer_id=peer, defaults=dict(\n"
         "        address='127.0.0.1:1', connected=False,\n"
