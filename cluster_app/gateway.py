@@ -26,14 +26,15 @@ from cluster_app.channel import ChannelClosed, SyncChannel
 from cluster_app.host import WORKERS_CHANNEL, HostServer, Offer
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
-from cluster_app.pool import PooledWorker, WorkerPool
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
+from cluster_app.worker_link import CapnpWorkerLink
 from tasks_app import events, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.journal import Journal
 from tasks_app.loop_db import loop_database
+from tasks_app.pool import PooledWorker, WorkerPool
 from tasks_app.scheduler import Scheduler
 
 log = logging.getLogger("ww.gateway")
@@ -92,7 +93,6 @@ class GatewayNode:
             max_batch=config.batch,
             batch_time=config.batch_seconds,
             lead=config.send_ahead,
-            max_result_bytes=settings.WW_RESULT_MAX_BYTES,
             max_faults=settings.WW_WORKER_MAX_FAULTS,
             call_grace=settings.WW_CALL_GRACE,
             window=settings.WW_QUEUE_WINDOW,
@@ -302,7 +302,7 @@ class GatewayNode:
             peer_id=peer_id,
             address=offer.address,
             concurrency=concurrency,
-            capability=offer.capability,
+            link=CapnpWorkerLink(offer.capability, max_result_bytes=settings.WW_RESULT_MAX_BYTES),
             connection=offer.connection,
         )
         log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
@@ -342,11 +342,11 @@ class GatewayNode:
                 self._spawn(self._ping(worker), "ping")
 
     async def _ping(self, worker: PooledWorker) -> None:
-        capability = worker.capability
-        if capability is None:
+        link = worker.link
+        if link is None:
             return
         try:
-            await asyncio.wait_for(capability.ping(), self.config.ping_timeout)
+            await asyncio.wait_for(link.ping(), self.config.ping_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001

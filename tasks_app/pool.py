@@ -8,9 +8,9 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-from cluster_app.balance import Load, least_in_flight
+from tasks_app.balance import Load, least_in_flight
+from tasks_app.dispatch import WorkerLink
 
 _MODULES_REMEMBERED = 1024  # per worker
 _PEERS_REMEMBERED = 10_000  # fault counts
@@ -22,7 +22,7 @@ class PooledWorker:
     peer_id: str
     address: str
     concurrency: int
-    capability: Any  # a schema.worker.Worker client
+    link: WorkerLink | None  # how runs reach it; None once removed
     connection: int  # the RPC connection it came over
     joined: int
     in_flight: int = 0
@@ -92,7 +92,7 @@ class WorkerPool:
         changed.set()
 
     def add(
-        self, *, peer_id: str, address: str, concurrency: int, capability: Any, connection: int
+        self, *, peer_id: str, address: str, concurrency: int, link: WorkerLink, connection: int
     ) -> PooledWorker:
         key = next(self._keys)
         worker = PooledWorker(
@@ -100,7 +100,7 @@ class WorkerPool:
             peer_id=peer_id,
             address=address,
             concurrency=max(concurrency, 1),
-            capability=capability,
+            link=link,
             connection=connection,
             joined=key,
         )
@@ -112,7 +112,7 @@ class WorkerPool:
         """Forget a worker; runs in flight on it end by themselves (their
         calls fail). True if it was in the pool."""
         removed = self._workers.pop(worker.key, None) is not None
-        worker.capability = None
+        worker.link = None  # let go of it (a Cap'n Proto capability must not outlive its loop)
         worker.mark_removed()
         if removed:
             self._notify()

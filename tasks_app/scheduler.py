@@ -27,11 +27,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from cluster_app import rpc
-from cluster_app.pool import PooledWorker, WorkerPool
 from tasks_app import metrics, schedule, selectors
+from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.journal import Journal, RunEnded, RunSent
-from tasks_app.outcomes import MalformedAnswer, WorkerOutcome, read_outcome
+from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
+from tasks_app.pool import PooledWorker, WorkerPool
 from tasks_app.run_times import Kind, RunTimes
 from tasks_app.selectors import DueRun
 
@@ -73,7 +73,6 @@ class Scheduler:
         max_batch: int = 64,
         batch_time: float = 0.005,
         lead: float = 0.0,
-        max_result_bytes: int = 64 * 1024,
         max_faults: int = 3,
         window: int = 10_000,
     ) -> None:
@@ -82,7 +81,6 @@ class Scheduler:
         self._overflow = False  # runs may wait in the database beyond the window
         self._refilling = False
         self._pool = pool
-        self._max_result_bytes = max_result_bytes
         self._max_faults = max(max_faults, 1)
         self._lead = timedelta(seconds=lead)
         self._short_run = short_run
@@ -290,13 +288,11 @@ class Scheduler:
         waits in a worker's queue is dropped there), concurrently."""
 
         async def interrupt(run: DueRun, worker: PooledWorker) -> None:
-            capability = worker.capability
-            if capability is None:
+            link = worker.link
+            if link is None:
                 return
             try:
-                await asyncio.wait_for(
-                    capability.cancel(taskId=run.task_id, iteration=run.index), _CANCEL_TIMEOUT
-                )
+                await asyncio.wait_for(link.cancel(run.task_id, run.index), _CANCEL_TIMEOUT)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - its run ends when its call does
@@ -443,19 +439,18 @@ class Scheduler:
                 self._running.pop(run.iteration_id, None)
             self._pool.release(worker, len(batch))
 
-    def _send(self, run: DueRun, worker: PooledWorker) -> tuple[dict[str, Any], int]:
+    def _send(self, run: DueRun, worker: PooledWorker) -> tuple[Job, int]:
         """The job for one attempt of `run`, and the attempt's number."""
-        duration = run.duration if run.duration > 0 else self._default_duration
-        job = {
-            "taskId": run.task_id,
-            "iteration": run.index,
-            "moduleHash": run.module_hash,  # the worker fetches the bytes once
-            "input": run.input,
-            "difficulty": run.difficulty,
-            "timeLimitMs": int(duration * 1000),
+        job = Job(
+            task_id=run.task_id,
+            index=run.index,
+            module_hash=run.module_hash,
+            input=run.input,
+            difficulty=run.difficulty,
+            time_limit=run.duration if run.duration > 0 else self._default_duration,
             # Sent up to `lead` early: the worker starts it on the due time.
-            "notBeforeNs": int(run.due_at.timestamp() * 1e9),
-        }
+            not_before=run.due_at,
+        )
         self._dispatched[run.iteration_id] = time.monotonic()
         worker.given(run.module_hash)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
@@ -472,22 +467,13 @@ class Scheduler:
         return longest * rounds + self._call_grace + self._lead.total_seconds()
 
     async def _execute(self, runs: list[DueRun], worker: PooledWorker) -> None:
-        """Run `runs` on `worker` in one call (`execute` for one run,
-        `executeMany` for several) and record each outcome."""
+        """Run `runs` on `worker` in one call and record each outcome."""
         metrics.RUNS_PER_CALL.observe(len(runs))
         sent = [self._send(run, worker) for run in runs]
         jobs = [job for job, _ in sent]
         timeout = self._timeout(runs, worker)
         try:
-            if len(jobs) == 1:
-                response = await self._call(worker, "execute", {"job": jobs[0]}, timeout=timeout)
-                answers = [response.outcome]
-            else:
-                response = await self._call(worker, "executeMany", {"jobs": jobs}, timeout=timeout)
-                answers = list(response.outcomes)
-            if len(answers) != len(runs):
-                raise MalformedAnswer(f"{len(answers)} outcomes for {len(runs)} jobs")
-            outcomes = [read_outcome(a, max_text_bytes=self._max_result_bytes) for a in answers]
+            outcomes = await self._call(worker, jobs, timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the runs'
             if isinstance(exc, MalformedAnswer):
                 self._fault(worker, str(exc))
@@ -555,14 +541,14 @@ class Scheduler:
             self._learn(run, (finished_at - started_at).total_seconds())
 
     async def _call(
-        self, worker: PooledWorker, method: str, params: dict[str, Any], *, timeout: float
-    ) -> Any:
-        """A call on the worker, abandoned if the worker leaves the pool (its
-        connection closed or it stopped answering pings)."""
-        capability = worker.capability
-        if capability is None:
+        self, worker: PooledWorker, jobs: list[Job], *, timeout: float
+    ) -> list[WorkerOutcome]:
+        """The jobs run on the worker, abandoned if the worker leaves the
+        pool (its connection closed or it stopped answering pings)."""
+        link = worker.link
+        if link is None:
             raise WorkerVanished("worker left the pool")
-        call = asyncio.ensure_future(getattr(capability, method)(**params))
+        call = asyncio.ensure_future(link.run(jobs))
         gone = worker.gone()
         try:
             done, _ = await asyncio.wait(
@@ -584,7 +570,7 @@ class Scheduler:
             # Given up on: disconnected, so that it starts afresh and offers
             # itself again (left connected, it would wait for us forever).
             self._pool.evict(worker, reason)
-        elif isinstance(exc, WorkerVanished) or rpc.is_disconnect(exc):
+        elif isinstance(exc, (WorkerVanished, WorkerGone)):
             self._pool.remove(worker)
         cancelled = run.task_id in self._cancelled
         retry = number < self._max_attempts and not cancelled

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from cluster_app.pool import WorkerPool
+from cluster_app.worker_link import CapnpWorkerLink
 from tasks_app import run_records, services
 from tasks_app.journal import Journal
 from tasks_app.models import Iteration
+from tasks_app.pool import WorkerPool
 from tasks_app.scheduler import Scheduler
 from tests.api.forms import HASH_WASM
 
@@ -73,7 +74,13 @@ def test_a_backlog_larger_than_the_window_runs_whole_through_a_bounded_queue() -
         journal = Journal(run_records.record_runs)
         journal_task = asyncio.create_task(journal.run())
         pool = WorkerPool()
-        pool.add(peer_id="w", address="a", concurrency=1, capability=worker, connection=1)
+        pool.add(
+            peer_id="w",
+            address="a",
+            concurrency=1,
+            link=CapnpWorkerLink(worker, max_result_bytes=65536),
+            connection=1,
+        )
         scheduler = Scheduler(pool, journal, window=10, max_queue=0)
         worker.scheduler = scheduler
         loaded = await scheduler.load()  # what a gateway start reads

@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cluster_app.pool import WorkerPool
 from tasks_app import run_records, services
 from tasks_app.journal import Journal, Record, RunEnded
 from tasks_app.models import Attempt, Iteration, Task
+from tasks_app.pool import WorkerPool
 from tasks_app.scheduler import Scheduler
 from tests.api.forms import HASH_WASM
 

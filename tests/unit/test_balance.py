@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cluster_app.balance import Load, least_in_flight
+from tasks_app.balance import Load, least_in_flight
 
 
 def load(key: int, in_flight: int, concurrency: int = 2, dispatched: int = 0) -> Load:
@@ -54,10 +54,10 @@ def test_choice_is_a_free_worker_with_minimal_in_flight(rows: list[tuple[int, in
 
 
 def test_pool_queue_lets_a_worker_hold_short_runs_beyond_its_slots() -> None:
-    from cluster_app.pool import WorkerPool
+    from tasks_app.pool import WorkerPool
 
     pool = WorkerPool()
-    pool.add(peer_id="w", address="a", concurrency=1, capability=object(), connection=1)
+    pool.add(peer_id="w", address="a", concurrency=1, link=object(), connection=1)
     assert pool.try_acquire() is not None
     assert pool.try_acquire() is None  # a long (or unknown) run needs a free slot
     held = [pool.try_acquire(queue=2) for _ in range(3)]
@@ -65,10 +65,10 @@ def test_pool_queue_lets_a_worker_hold_short_runs_beyond_its_slots() -> None:
 
 
 def test_pool_takes_more_places_for_a_batch_within_capacity() -> None:
-    from cluster_app.pool import WorkerPool
+    from tasks_app.pool import WorkerPool
 
     pool = WorkerPool()
-    worker = pool.add(peer_id="w", address="a", concurrency=2, capability=object(), connection=1)
+    worker = pool.add(peer_id="w", address="a", concurrency=2, link=object(), connection=1)
     assert pool.try_acquire(queue=3) is worker
     assert pool.take_more(worker, queue=3, most=100) == 7  # 2 slots x (1 + 3) in all
     assert pool.try_acquire(queue=3) is None
@@ -78,10 +78,10 @@ def test_pool_takes_more_places_for_a_batch_within_capacity() -> None:
 
 
 def test_pool_spreads_runs_before_queueing_on_one_worker() -> None:
-    from cluster_app.pool import WorkerPool
+    from tasks_app.pool import WorkerPool
 
     pool = WorkerPool()
     for peer in ("a", "b"):
-        pool.add(peer_id=peer, address=peer, concurrency=1, capability=object(), connection=1)
+        pool.add(peer_id=peer, address=peer, concurrency=1, link=object(), connection=1)
     picks = [pool.try_acquire(queue=4).peer_id for _ in range(4)]  # type: ignore[union-attr]
     assert sorted(picks) == ["a", "a", "b", "b"]

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import schema
-from tasks_app.outcomes import MalformedAnswer, read_outcome
+from cluster_app.worker_link import read_outcome
+from tasks_app.outcomes import MalformedAnswer
 
 LIMIT = 1024
 NOW_NS = 1_800_000_000 * 10**9

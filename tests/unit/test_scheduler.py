@@ -13,8 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from cluster_app.pool import WorkerPool
+from cluster_app.worker_link import CapnpWorkerLink
 from tasks_app.journal import Journal, Record, RunEnded
+from tasks_app.pool import WorkerPool
 from tasks_app.scheduler import Scheduler
 from tasks_app.selectors import DueRun
 
@@ -84,7 +85,13 @@ def _start(worker: FakeWorker, **options: Any) -> tuple[Scheduler, WorkerPool, l
     journal = Journal(lambda batch: records.extend(batch) or [])
     journal.append = records.append  # type: ignore[method-assign]  # no database here
     pool = WorkerPool()
-    pool.add(peer_id="w", address="a", concurrency=1, capability=worker, connection=1)
+    pool.add(
+        peer_id="w",
+        address="a",
+        concurrency=1,
+        link=CapnpWorkerLink(worker, max_result_bytes=65536),
+        connection=1,
+    )
     options = {"max_queue": 8, "max_batch": 4, **options}
     return Scheduler(pool, journal, **options), pool, records
 
@@ -240,7 +247,13 @@ def test_cancel_asks_every_worker_holding_a_run_at_once() -> None:
         journal.append = records.append  # type: ignore[method-assign]  # no database here
         pool = WorkerPool()
         for n, worker in enumerate(workers):
-            pool.add(peer_id=f"w{n}", address="a", concurrency=2, capability=worker, connection=n)
+            pool.add(
+                peer_id=f"w{n}",
+                address="a",
+                concurrency=2,
+                link=CapnpWorkerLink(worker, max_result_bytes=65536),
+                connection=n,
+            )
         scheduler = Scheduler(pool, journal, max_queue=8, max_batch=1)
         loop = asyncio.create_task(scheduler.run())
         scheduler.add(_runs("held", 4))
@@ -297,7 +310,13 @@ def test_malformed_answers_lose_the_attempt_and_get_the_worker_disconnected() ->
         journal = Journal(lambda batch: records.extend(batch) or [])
         journal.append = records.append  # type: ignore[method-assign]  # no database here
         pool = WorkerPool(on_evict=lambda worker, why: evicted.append((worker.peer_id, why)))
-        pool.add(peer_id="liar", address="a", concurrency=1, capability=LyingWorker(), connection=1)
+        pool.add(
+            peer_id="liar",
+            address="a",
+            concurrency=1,
+            link=CapnpWorkerLink(LyingWorker(), max_result_bytes=65536),
+            connection=1,
+        )
         scheduler = Scheduler(pool, journal, max_attempts=10, max_faults=3)
         loop = asyncio.create_task(scheduler.run())
         scheduler.add(_runs("t", 3))

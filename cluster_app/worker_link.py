@@ -1,0 +1,117 @@
+"""The scheduler's `WorkerLink` over Cap'n Proto: jobs become `Job` structs
+(schema/worker.capnp), one run travels by `execute`, several by
+`executeMany`, and every answer is read defensively (`read_outcome`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cluster_app import rpc
+from tasks_app.dispatch import Job, WorkerGone
+from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
+
+# The Outcome struct's states as run states.
+STATES = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "timedOut": "timed_out",
+    "cancelled": "cancelled",
+}
+
+# Worker clocks outside [2000, 2200) are not clocks.
+_EARLIEST_NS = 946_684_800 * 10**9
+_LATEST_NS = 7_258_118_400 * 10**9
+
+
+class CapnpWorkerLink:
+    def __init__(self, capability: Any, *, max_result_bytes: int) -> None:
+        self._capability = capability  # a schema.worker.Worker client
+        self._max_result_bytes = max_result_bytes
+
+    async def run(self, jobs: Sequence[Job]) -> list[WorkerOutcome]:
+        wire = [_wire_job(job) for job in jobs]
+        try:
+            if len(wire) == 1:
+                answers = [(await self._capability.execute(job=wire[0])).outcome]
+            else:
+                answers = list((await self._capability.executeMany(jobs=wire)).outcomes)
+        except Exception as exc:
+            if rpc.is_disconnect(exc):
+                raise WorkerGone(str(exc) or type(exc).__name__) from exc
+            raise
+        if len(answers) != len(jobs):
+            raise MalformedAnswer(f"{len(answers)} outcomes for {len(jobs)} jobs")
+        return [read_outcome(a, max_text_bytes=self._max_result_bytes) for a in answers]
+
+    async def cancel(self, task_id: str, index: int) -> bool:
+        return bool((await self._capability.cancel(taskId=task_id, iteration=index)).found)
+
+    async def ping(self) -> None:
+        await self._capability.ping()
+
+
+def _wire_job(job: Job) -> dict[str, Any]:
+    return {
+        "taskId": job.task_id,
+        "iteration": job.index,
+        "moduleHash": job.module_hash,
+        "input": job.input,
+        "difficulty": job.difficulty,
+        "timeLimitMs": int(job.time_limit * 1000),
+        "notBeforeNs": int(job.not_before.timestamp() * 1e9),
+    }
+
+
+def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
+    """Check and copy one Outcome (a Cap'n Proto reader, or anything with
+    its fields). Every field is read here, once: a reader that fails on a
+    field (unknown enum, bad UTF-8, a message over the traversal limit)
+    fails here, not later in the middle of recording."""
+    try:
+        raw_state = str(outcome.state)
+        result = _text(outcome.result, "result", max_text_bytes)
+        error = _text(outcome.error, "error", max_text_bytes)
+        has_exit_code = bool(outcome.hasExitCode)
+        exit_code = int(outcome.exitCode)
+        started_ns, finished_ns = int(outcome.startedAtNs), int(outcome.finishedAtNs)
+    except MalformedAnswer:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the reader raises, the answer is bad
+        raise MalformedAnswer(f"unreadable outcome: {type(exc).__name__}: {exc}") from None
+    state = STATES.get(raw_state)
+    if state is None:
+        raise MalformedAnswer(f"unknown outcome state {raw_state[:40]!r}")
+    started_at, finished_at = _time(started_ns), _time(finished_ns)
+    if started_at and finished_at and finished_at < started_at:
+        raise MalformedAnswer("the run finished before it started")
+    return WorkerOutcome(
+        state=state,
+        result=result,
+        error=error,
+        exit_code=exit_code if has_exit_code else None,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    if isinstance(value, bytes):  # a Data-shaped Text: must still be UTF-8
+        value = value.decode("utf-8")
+    text = str(value)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise MalformedAnswer(f"{name} of {size} bytes, over the {limit}-byte limit")
+    # A module may print NUL; no database column takes it.
+    return text.replace("\x00", "\ufffd")
+
+
+def _time(ns: int) -> datetime | None:
+    """A worker time stamp (ns since the epoch; 0: none)."""
+    if ns == 0:
+        return None
+    if not _EARLIEST_NS <= ns < _LATEST_NS or not math.isfinite(ns):
+        raise MalformedAnswer(f"time stamp {ns} ns is not a date")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
