@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tasks_app.compile_child import EXIT_OUT_OF_MEMORY, READY, Profile
 from tasks_app.modules import InvalidModule, ModuleKind
-from workers.run_control import RunControl, RunStopped
+from tasks_app.run_control import RunControl, RunStopped
 
 START_TIMEOUT = 30.0  # seconds for a child to come up (not counted against a module)
 POLL = 0.02  # seconds between looks at a run's cancel while its module compiles

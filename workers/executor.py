@@ -34,9 +34,9 @@ from wasmtime import _func as wasmtime_func
 from tasks_app.bounded_compile import Compiler, CompilerUnavailable
 from tasks_app.compile_child import make_engine
 from tasks_app.modules import InvalidModule, ModuleKind, inspect_compiled, module_hash
+from tasks_app.run_control import RunControl, RunStopped, running
 from tasks_app.run_times import Kind, RunTimes
 from workers.output import TRUNCATED_MARKER, Sink, capped
-from workers.run_control import RunControl, RunStopped, running
 from workers.wasi_bounds import bound_blocking_calls
 
 logger = logging.getLogger("ww.executor")
