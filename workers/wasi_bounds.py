@@ -23,11 +23,12 @@ from __future__ import annotations
 import ctypes
 import struct
 import time
+from typing import Any
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 from tasks_app.run_control import RunStopped, current
-from workers.compat_wasmtime import HostFunc, HostTrap, shadow
 
 WASI_MODULE = "wasi_snapshot_preview1"
 
@@ -52,12 +53,31 @@ _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 # event (32 bytes): userdata u64, error u16, type u8, fd_readwrite {nbytes u64 @16, flags u16 @24}.
 _EVENT = struct.Struct("<QHB5xQH6x")
 
+_MEMORY = b"memory"
+
 
 def bound_blocking_calls(linker: wasmtime.Linker) -> None:
     """Replace the WASI calls of ``linker`` (which has WASI defined) that
     could wait past a run's deadline. Runs of modules instantiated through it
     must execute inside :func:`tasks_app.run_control.running`."""
-    shadow(linker, WASI_MODULE, _POLL_ONEOFF)
+    linker.allow_shadowing = True
+    i32 = wasmtime.ValType.i32()
+    functype = wasmtime.FuncType([i32, i32, i32, i32], [i32])
+    module, name = WASI_MODULE.encode(), b"poll_oneoff"
+    error = ffi.wasmtime_linker_define_func(
+        linker.ptr(),
+        module,
+        len(module),
+        name,
+        len(name),
+        functype.ptr(),
+        _poll_oneoff_callback,
+        None,
+        _no_finalizer,
+    )
+    linker.allow_shadowing = False
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
 
 
 def poll_oneoff(
