@@ -25,7 +25,7 @@ class WorkerNodeAdmin(admin.ModelAdmin):
     search_fields = ["peer_id", "address"]
     ordering = ["-connected", "-last_seen"]
     fields = [*list_display, "first_seen"]
-    readonly_fields = fields
+    readonly_fields = tuple(fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -30,14 +30,14 @@ GATEWAY_CHANNEL = "ww.gateway"
 RUNS_IN_MESSAGE = 1000
 
 AddRuns = Callable[[list[DueRun]], None]
-CancelRuns = Callable[[str], None]
+CancelRuns = Callable[[str], object]
 
 # How long a cancel waits for this process's scheduler to drop the task's
 # queued runs before it goes by the channel layer instead.
 _CANCEL_WAIT = 2.0
 
 
-def _no_cancel(task_id: str) -> None:
+def _no_cancel(task_id: str) -> object:
     return None
 
 

@@ -550,9 +550,10 @@ class Scheduler:
             raise WorkerVanished("worker left the pool")
         call = asyncio.ensure_future(link.run(jobs))
         gone = worker.gone()
+        waiting: set[asyncio.Future[Any]] = {call, gone}
         try:
             done, _ = await asyncio.wait(
-                {call, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if call in done:
                 return call.result()
