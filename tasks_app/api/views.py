@@ -105,8 +105,8 @@ class TaskDetailView(APIView):
         operation_id="tasks_retrieve",
         summary="One task with a page of its runs",
         description="The task as `GET /tasks` lists it, `runs_by_state` (its runs counted "
-        "by state), and one page of its runs in index order with their attempts. A task of "
-        "100,000 runs answers as fast as one of 10: pages are chosen with `runs_limit` and "
+        "by state), and one page of its runs in index order with their attempts: the answer "
+        "is the same size whatever the task's size. Pages are chosen with `runs_limit` and "
         "`runs_offset`; the next and previous pages are in the `Link` header.",
         parameters=[
             OpenApiParameter(
