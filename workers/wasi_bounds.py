@@ -12,10 +12,10 @@ as wasmtime's does, but sleeps on the run's :class:`RunControl`: it wakes on
 cancel and ends the run at its deadline (the trap it returns becomes the
 run's ``cancelled`` or ``timed_out``).
 
-The host function is a raw ctypes callback rather than wasmtime-py's
-``Linker.define_func``: that one hands a Python exception to the caller
-through a single process-wide slot, which concurrent runs on other threads
-could pick up as their own.
+The host function is a raw C callback (``workers.compat_wasmtime.HostFunc``)
+rather than wasmtime-py's ``Linker.define_func``: that one hands a Python
+exception to the caller through a single process-wide slot, which concurrent
+runs on other threads could pick up as their own.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from __future__ import annotations
 import ctypes
 import struct
 import time
-from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
 from tasks_app.run_control import RunStopped, current
+from workers.compat_wasmtime import HostFunc, HostTrap, shadow
 
 WASI_MODULE = "wasi_snapshot_preview1"
 
@@ -53,31 +52,12 @@ _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 # event (32 bytes): userdata u64, error u16, type u8, fd_readwrite {nbytes u64 @16, flags u16 @24}.
 _EVENT = struct.Struct("<QHB5xQH6x")
 
-_MEMORY = b"memory"
-
 
 def bound_blocking_calls(linker: wasmtime.Linker) -> None:
     """Replace the WASI calls of ``linker`` (which has WASI defined) that
     could wait past a run's deadline. Runs of modules instantiated through it
     must execute inside :func:`tasks_app.run_control.running`."""
-    linker.allow_shadowing = True
-    i32 = wasmtime.ValType.i32()
-    functype = wasmtime.FuncType([i32, i32, i32, i32], [i32])
-    module, name = WASI_MODULE.encode(), b"poll_oneoff"
-    error = ffi.wasmtime_linker_define_func(
-        linker.ptr(),
-        module,
-        len(module),
-        name,
-        len(name),
-        functype.ptr(),
-        _poll_oneoff_callback,
-        None,
-        _no_finalizer,
-    )
-    linker.allow_shadowing = False
-    if error:
-        raise wasmtime.WasmtimeError._from_ptr(error)
+    shadow(linker, WASI_MODULE, _POLL_ONEOFF)
 
 
 def poll_oneoff(
@@ -134,36 +114,12 @@ def poll_oneoff(
     return ERRNO_SUCCESS
 
 
-def _trap(message: str) -> int:
-    text = message.encode()
-    trap = ffi.wasmtime_trap_new(ctypes.cast(text, ctypes.POINTER(ctypes.c_char)), len(text))
-    return ctypes.cast(trap, ctypes.c_void_p).value or 0
-
-
-@ffi.wasmtime_func_callback_t
-def _poll_oneoff_callback(
-    env: Any, caller: Any, args: Any, nargs: int, results: Any, nresults: int
-) -> int:
+def _poll_oneoff_host(memory: int, size: int, args: tuple[int, ...]) -> int:
+    in_ptr, out_ptr, count, nevents_ptr = args
     try:
-        item = ffi.wasmtime_extern_t()
-        name = ctypes.cast(_MEMORY, ctypes.POINTER(ctypes.c_char))
-        found = ffi.wasmtime_caller_export_get(caller, name, len(_MEMORY), ctypes.byref(item))
-        if not found or item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
-            return _trap("poll_oneoff: the module exports no memory")
-        context = ffi.wasmtime_caller_context(caller)
-        memory = ctypes.byref(item.of.memory)
-        base = ctypes.cast(ffi.wasmtime_memory_data(context, memory), ctypes.c_void_p).value or 0
-        size = ffi.wasmtime_memory_data_size(context, memory)
-        # Guest pointers are unsigned 32-bit addresses.
-        in_ptr, out_ptr, count, nevents_ptr = (args[i].of.i32 & 0xFFFFFFFF for i in range(4))
-        errno = poll_oneoff(base, size, in_ptr, out_ptr, count, nevents_ptr)
+        return poll_oneoff(memory, size, in_ptr, out_ptr, count, nevents_ptr)
     except RunStopped as stop:
-        return _trap(stop.reason)
-    except Exception as exc:  # noqa: BLE001 - a bug here must end the run, never unwind through wasm
-        return _trap(f"poll_oneoff failed: {exc}")
-    results[0].kind = ffi.WASMTIME_I32
-    results[0].of.i32 = errno
-    return 0
+        raise HostTrap(stop.reason) from stop
 
 
-_no_finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
+_POLL_ONEOFF = HostFunc("poll_oneoff", 4, _poll_oneoff_host)
