@@ -3,7 +3,7 @@
 Each connection dials the gateway (static bootstrap, TLS, signed join
 challenge, open cluster: no cluster key), takes the sending end
 of its `workers` channel and offers its own Worker capability, with its own
-peer ID and concurrency 1 (workers/agent.py's WorkerServer). All of them
+peer ID and concurrency 1 (workers/server.py's WorkerServer). All of them
 share one wasmtime Executor. Prints `ready N` once all have joined; runs
 until SIGTERM/SIGINT, then closes every connection before leaving the KJ loop.
 
@@ -34,9 +34,10 @@ from cluster_app.identity import Identity  # noqa: E402
 from cluster_app.multiaddr import parse_multiaddr  # noqa: E402
 from cluster_app.rpc import ClientConnection  # noqa: E402
 from cluster_app.tls import TlsConfig, join_message  # noqa: E402
-from workers.agent import WorkerServer, fetch_module  # noqa: E402
 from workers.executor import Executor  # noqa: E402
 from workers.fetch import ModuleFetcher  # noqa: E402
+from workers.server import WorkerServer  # noqa: E402
+from workers.session import fetch_module  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -52,7 +53,7 @@ async def main(args: argparse.Namespace) -> None:
         async with capnp.kj_loop():
             try:
                 for _ in range(args.n):
-                    # What workers/agent.py does per connection: TLS with our own
+                    # What workers/session.py does per connection: TLS with our own
                     # identity, the gateway proves its peer ID, we sign its nonce.
                     identity = Identity.generate()
                     conn = await ClientConnection.dial(

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.faults.reconcile import Attempt, Execution, Journal, discrepancies, read_executions
-from workers.agent import ExecutionLog, run_key
+from workers.execution_log import ExecutionLog
 from workers.executor import RunOutcome, RunRequest
+from workers.server import run_key
 
 A, B = "12D3KooWA", "12D3KooWB"
 T0 = 1_800_000_000.0
@@ -119,7 +120,7 @@ def test_a_run_started_after_its_task_was_cancelled_is_found(state: str, error: 
 
 
 def test_the_worker_log_reads_back_as_the_check_expects(tmp_path: Path) -> None:
-    """ExecutionLog (workers/agent.py) writes one line per scheduled run,
+    """ExecutionLog (workers/execution_log.py) writes one line per scheduled run,
     none for `assign`, appending when two workers share the file."""
     path = tmp_path / "executions.jsonl"
 

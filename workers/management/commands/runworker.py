@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from cluster_app import lifetime, state_lock
+from cluster_app.cli import add_cluster_options, cluster_key, configure_logging
 from cluster_app.identity import (
     Identity,
     InvalidIdentityFile,
@@ -26,9 +27,9 @@ from cluster_app.identity import (
     public_key_from_peer_id,
 )
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr, parse_multiaddrs
-from workers.agent import WorkerAgent, WorkerConfig
+from workers.agent import WorkerAgent
+from workers.config import WorkerConfig
 from workers.executor import Executor
-from wwproject.cli import add_cluster_options, cluster_key, configure_logging
 
 log = logging.getLogger("ww.worker")
 
