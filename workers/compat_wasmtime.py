@@ -168,11 +168,16 @@ HostHandler = Callable[[int, int, tuple[int, ...]], int]
 _MEMORY = b"memory"
 
 
+# Every HostFunc made: wasmtime calls its callback by address for as long as
+# any linker or instance it was defined in lives, so it is never freed.
+_host_funcs: list[HostFunc] = []
+
+
 class HostFunc:
     """A host function of ``params`` i32 arguments and an i32 result, called
     by wasmtime as a raw C callback on the thread running the module. Make
-    one per function for the life of the process (the callback must outlive
-    every linker it is defined in), then :func:`shadow` it into linkers."""
+    one per function for the life of the process (it is kept alive for good),
+    then :func:`shadow` it into linkers."""
 
     def __init__(self, name: str, params: int, handler: HostHandler) -> None:
         self.name = name
@@ -204,6 +209,7 @@ class HostFunc:
             return 0
 
         self._callback = ffi.wasmtime_func_callback_t(callback)
+        _host_funcs.append(self)
 
 
 def shadow(linker: wasmtime.Linker, module: str, func: HostFunc) -> None:
