@@ -16,14 +16,9 @@ from wasmtime import wat2wasm
 
 from tasks_app.modules import module_hash
 from tests.security import hostile
-from workers.executor import (
-    INLINE_BELOW,
-    INLINE_BUDGET,
-    TRUNCATED_MARKER,
-    Executor,
-    RunOutcome,
-    RunRequest,
-)
+from workers.executor import Executor, RunOutcome, RunRequest
+from workers.output import TRUNCATED_MARKER
+from workers.placement import INLINE_BELOW, INLINE_BUDGET
 
 REPO = Path(__file__).resolve().parents[2]
 HASH_WASM = REPO / "hash.wasm"
