@@ -1,12 +1,14 @@
 """The scheduler: fires each run at its due time on the least busy worker
 and records what happened.
 
-Due runs sit in an in-memory heap fed from the database at start and by
-each submission's notification; a single timer sleeps until the earliest one
-is due. A run that finds no free worker waits for one (the seed dropped it).
+Due runs sit in a bounded in-memory queue (`tasks_app.run_queue`) fed from
+the database at start and by each submission's notification; a single
+timer sleeps until the earliest one is due. Every decision (retry, backoff,
+batching, prefetch) is a plain function of `tasks_app.policy`. A run that
+finds no free worker waits for one (the seed dropped it).
 Runs known to be short (from how long runs of the same module and inputs
 took) may queue on a worker and travel several to a call. A run whose
-worker vanishes goes back in the heap, at the head of the queue, until its
+worker vanishes goes back in the queue, at its head, until its
 attempts are used up. Dispatch never waits for the database: what happens
 is appended to the journal, which writes it in batches (`tasks_app.journal`).
 """
@@ -15,23 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from tasks_app import metrics, schedule, selectors
+from tasks_app import metrics, policy, schedule, selectors
 from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
+from tasks_app.policy import retry_delay
 from tasks_app.pool import PooledWorker, WorkerPool
+from tasks_app.run_queue import RunQueue
 from tasks_app.run_times import Kind, RunTimes
 from tasks_app.selectors import DueRun
 
@@ -40,13 +42,6 @@ log = logging.getLogger("ww.scheduler")
 _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
 _REFILL_RETRY = 0.1  # s: before reading the database again for more runs
 _CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
-
-
-def retry_delay(attempt: int) -> float:
-    """Backoff before trying a run again after its attempt number `attempt`
-    was lost or failed: at once the first time (and ahead of runs that came
-    due meanwhile), then 1, 2, 4 … s (max 30)."""
-    return 0.0 if attempt <= 1 else float(min(2 ** (attempt - 2), 30))
 
 
 class WorkerVanished(Exception):
@@ -76,9 +71,8 @@ class Scheduler:
         max_faults: int = 3,
         window: int = 10_000,
     ) -> None:
-        # At most this many runs are held here; more wait in the database.
-        self._window = max(window, 1)
-        self._overflow = False  # runs may wait in the database beyond the window
+        # About `window` runs are held here; more wait in the database.
+        self._queue = RunQueue(window=window)
         self._refilling = False
         self._pool = pool
         self._max_faults = max(max_faults, 1)
@@ -93,11 +87,6 @@ class Scheduler:
         self._max_attempts = max_attempts
         self._call_grace = call_grace
         self._default_duration = default_duration
-        # (due, 0 for a retry / 1 for a first try, arrival, run): among runs due
-        # at the same time, retries go first.
-        self._heap: list[tuple[datetime, int, int, DueRun]] = []
-        self._queued: set[int] = set()
-        self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._runs: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -114,13 +103,13 @@ class Scheduler:
         rest are read as the queue drains (`refill`)."""
         if task_id is not None:
             self._cancelled.discard(task_id)  # runs queued again (re-run)
-        room = self._room()
+        room = self._queue.room()
         if room <= 0:
-            self._overflow = True
+            self._queue.overflow = True
             return 0
         runs = await sync_to_async(selectors.due_runs)(task_id=task_id, limit=room)
         if len(runs) >= room:
-            self._overflow = True  # there may be more than fit
+            self._queue.overflow = True  # there may be more than fit
         for run in runs:
             self.push(run)
         return len(runs)
@@ -129,20 +118,7 @@ class Scheduler:
         """Queue a new task's runs, as its submission announced them."""
         for run in runs:
             self.push(run)
-        self._trim()
-
-    def _room(self) -> int:
-        return self._window - len(self._heap)
-
-    def _trim(self) -> None:
-        """Past twice the window, keep the window's worth of the earliest
-        due runs; the others wait in the database (`refill`). A run due now
-        thus always gets in, whatever far-off backlog the queue holds."""
-        if len(self._heap) <= 2 * self._window:
-            return
-        self._heap = heapq.nsmallest(self._window, self._heap)  # sorted: a heap
-        self._queued = {entry[-1].iteration_id for entry in self._heap}
-        self._overflow = True
+        self._queue.trim()
 
     async def sweep(self, *, horizon: float) -> int:
         """Queue runs due within `horizon` seconds that the database holds
@@ -151,11 +127,11 @@ class Scheduler:
         dispatched itself are left alone (their records may still be on
         their way to the database). While more runs wait than the window
         holds, this is also how they come in (`refill`)."""
-        if self._overflow:
+        if self._queue.overflow:
             return await self.refill()
         due_before = timezone.now() + timedelta(seconds=horizon)
         found = await self._queue_unknown(
-            await sync_to_async(selectors.due_runs)(due_before=due_before, limit=self._window)
+            await sync_to_async(selectors.due_runs)(due_before=due_before, limit=self._queue.window)
         )
         if found:
             log.warning("sweep found %d runs nobody had announced; queued them", found)
@@ -166,11 +142,11 @@ class Scheduler:
         database holds that are not queued here yet."""
         # The earliest waiting runs include those sent moments ago whose
         # records are still on their way to the database: read past them.
-        limit = 2 * self._window + len(self._running)
+        limit = 2 * self._queue.window + len(self._running)
         runs = await sync_to_async(selectors.due_runs)(limit=limit)
         found = await self._queue_unknown(runs)
         # Fewer than asked for: every waiting run is known here now.
-        self._overflow = len(runs) >= limit
+        self._queue.overflow = len(runs) >= limit
         return found
 
     async def _queue_unknown(self, runs: list[DueRun]) -> int:
@@ -184,16 +160,17 @@ class Scheduler:
         for run in runs:
             if run.iteration_id in self._dispatched or run.task_id in self._cancelled:
                 continue
-            if run.iteration_id not in self._queued and run.iteration_id not in self._running:
+            if run.iteration_id not in self._queue and run.iteration_id not in self._running:
                 found += 1
                 self.push(run)
-        self._trim()
+        self._queue.trim()
         return found
 
     def _refill_soon(self) -> None:
         """The queue runs low while runs wait in the database: read the next
         ones now rather than at the next sweep."""
-        if self._overflow and not self._refilling and len(self._heap) < self._window // 4:
+        queue = self._queue
+        if queue.overflow and not self._refilling and len(queue) < queue.window // 4:
             self._refilling = True
             self._own(self._refill_once(), name="refill")
 
@@ -203,7 +180,7 @@ class Scheduler:
         waiting there until their records land, so an empty read is tried
         again shortly."""
         try:
-            while self._overflow and len(self._heap) < self._window // 4:
+            while self._queue.overflow and len(self._queue) < self._queue.window // 4:
                 if await self.refill() == 0:
                     await asyncio.sleep(_REFILL_RETRY)
         except Exception:
@@ -229,8 +206,11 @@ class Scheduler:
             reclaimed += 1
             if attempt.task_cancelled:
                 self._cancelled.add(run.task_id)
-            cancelled = run.task_id in self._cancelled
-            retry = attempt.number < self._max_attempts and not cancelled
+            run_state = policy.after_loss(
+                number=attempt.number,
+                max_attempts=self._max_attempts,
+                cancelled=run.task_id in self._cancelled,
+            )
             error = f"no answer from {attempt.worker_peer_id or 'its worker'} past its time limit"
             self._journal.append(
                 RunEnded(
@@ -240,11 +220,11 @@ class Scheduler:
                     number=attempt.number,
                     worker_peer_id=attempt.worker_peer_id,
                     outcome="lost",
-                    run_state="pending" if retry else "cancelled" if cancelled else "failed",
+                    run_state=run_state,
                     error=error,
                 )
             )
-            if retry:
+            if run_state == "pending":
                 self._tries[run.iteration_id] = attempt.number
                 self._retry_later(run, attempt.number)
         if reclaimed:
@@ -252,16 +232,15 @@ class Scheduler:
         return reclaimed
 
     def push(self, run: DueRun, *, retry: bool = False) -> None:
-        if run.iteration_id in self._queued or run.iteration_id in self._running:
+        if run.iteration_id in self._running:
             return
         if run.task_id in self._cancelled:
             return  # its announcement came after its cancel
-        self._queued.add(run.iteration_id)
-        heapq.heappush(self._heap, (run.due_at, 0 if retry else 1, next(self._seq), run))
-        self._wake.set()
+        if self._queue.push(run, retry=retry):
+            self._wake.set()
 
     def queue_depth(self) -> int:
-        return len(self._heap)
+        return len(self._queue)
 
     # -- cancellation ---------------------------------------------------------
 
@@ -272,11 +251,7 @@ class Scheduler:
         all at once, in the background. Returns how many runs are being
         interrupted."""
         self._cancelled.add(task_id)
-        kept = [entry for entry in self._heap if entry[-1].task_id != task_id]
-        if len(kept) != len(self._heap):
-            self._queued = {entry[-1].iteration_id for entry in kept}
-            heapq.heapify(kept)
-            self._heap = kept
+        self._queue.drop_task(task_id)
         running = [r for r in self._running.values() if r.run.task_id == task_id]
         if running:
             self._own(self._interrupt(task_id, running), name=f"cancel-{task_id}")
@@ -337,7 +312,9 @@ class Scheduler:
         await self._until_due()
         # The worker first, then the runs: a retry queued while we
         # waited for a slot goes ahead of the run that woke us.
-        queue = self._queue_room(self._heap[0][-1])
+        head = self._queue.head()
+        assert head is not None  # _until_due returns with a run queued
+        queue = self._queue_room(head)
         worker = await self._pool.acquire(queue=queue)
         batch = self._pop_batch(worker, queue)
         self._refill_soon()
@@ -357,8 +334,9 @@ class Scheduler:
         """Sleep until the earliest queued run is due (one timer)."""
         while True:
             self._wake.clear()
-            if self._heap:
-                wait = schedule.seconds_until(self._heap[0][0] - self._lead, timezone.now())
+            due = self._queue.head_due()
+            if due is not None:
+                wait = schedule.seconds_until(due - self._lead, timezone.now())
                 if wait <= 0:
                     return
                 with contextlib.suppress(TimeoutError):
@@ -372,24 +350,21 @@ class Scheduler:
         short runs due behind it that fit on `worker`, up to `max_batch` and
         about `batch_time` seconds of them (one place on the worker is held
         already)."""
-        if not self._heap:
+        head = self._queue.head()
+        if head is None:
             return []  # cancelled while we waited for the worker
         now = timezone.now()
-        # No more than an even share of what is queued, so that runs spread
-        # over every worker before any gets a second call (fairness), and
-        # calls shrink as the queue drains.
-        share = -(-len(self._heap) // max(len(self._pool), 1))
-        limit = max(min(self._max_batch, share, self._batch_room(self._heap[0][-1])), 1)
+        # No more than an even share of what is queued (fairness).
+        share = policy.fair_share(len(self._queue), len(self._pool))
+        limit = max(min(self._max_batch, share, self._batch_room(head)), 1)
         batch: list[DueRun] = []
-        while self._heap and self._heap[0][0] - self._lead <= now:
-            run = self._heap[0][-1]
+        while (run := self._queue.head()) is not None and self._queue.is_due(now, lead=self._lead):
             if batch:
                 if len(batch) >= limit or self._queue_room(run) == 0:
                     break
                 if self._pool.take_more(worker, queue=queue, most=1) == 0:
                     break
-            heapq.heappop(self._heap)
-            self._queued.discard(run.iteration_id)
+            self._queue.pop_due(now, lead=self._lead)
             batch.append(run)
             if queue == 0:
                 break
@@ -409,9 +384,7 @@ class Scheduler:
         worker is work for its event loop, taken from the runs still
         running there."""
         typical = self._run_times.typical(_kind_of(run))
-        if typical is None:
-            return 1
-        return int(self._batch_time / max(typical, 1e-6))
+        return policy.batch_room(typical, batch_time=self._batch_time)
 
     def _queue_room(self, run: DueRun) -> int:
         """Runs per slot that may wait on a worker ahead of this one: enough
@@ -419,9 +392,7 @@ class Scheduler:
         runs seen to take less than that; none for unknown or long ones
         (queued long runs only add lateness and unbalance the pool)."""
         typical = self._run_times.typical(_kind_of(run))
-        if typical is None or typical >= self._short_run:
-            return 0
-        return min(self._max_queue, max(1, int(self._short_run / max(typical, 1e-6))))
+        return policy.queue_room(typical, short_run=self._short_run, max_queue=self._max_queue)
 
     # -- runs on one worker ---------------------------------------------------
 
@@ -462,9 +433,12 @@ class Scheduler:
     def _timeout(self, runs: list[DueRun], worker: PooledWorker) -> float:
         """How long to wait for the answer: the runs' time limits, one slot's
         share of them after another, plus grace."""
-        longest = max(r.duration if r.duration > 0 else self._default_duration for r in runs)
-        rounds = -(-len(runs) // worker.concurrency)
-        return longest * rounds + self._call_grace + self._lead.total_seconds()
+        return policy.call_timeout(
+            [r.duration if r.duration > 0 else self._default_duration for r in runs],
+            concurrency=worker.concurrency,
+            grace=self._call_grace,
+            lead=self._lead.total_seconds(),
+        )
 
     async def _execute(self, runs: list[DueRun], worker: PooledWorker) -> None:
         """Run `runs` on `worker` in one call and record each outcome."""
@@ -504,10 +478,11 @@ class Scheduler:
         """Record what the worker says happened to one attempt."""
         state = outcome.state
         started_at, finished_at = outcome.started_at, outcome.finished_at
-        retry = (
-            state in ("failed", "timed_out")
-            and number <= run.retries
-            and run.task_id not in self._cancelled
+        retry = policy.retry_after_ending(
+            state=state,
+            number=number,
+            retries=run.retries,
+            cancelled=run.task_id in self._cancelled,
         )
         self._journal.append(
             RunEnded(
@@ -573,14 +548,11 @@ class Scheduler:
             self._pool.evict(worker, reason)
         elif isinstance(exc, (WorkerVanished, WorkerGone)):
             self._pool.remove(worker)
-        cancelled = run.task_id in self._cancelled
-        retry = number < self._max_attempts and not cancelled
-        if retry:
-            run_state, error = "pending", reason
-        elif cancelled:
-            run_state, error = "cancelled", reason
-        else:
-            run_state, error = "failed", f"gave up after {number} attempts: {reason}"
+        run_state = policy.after_loss(
+            number=number, max_attempts=self._max_attempts, cancelled=run.task_id in self._cancelled
+        )
+        retry = run_state == "pending"
+        error = f"gave up after {number} attempts: {reason}" if run_state == "failed" else reason
         self._journal.append(
             RunEnded(
                 **_attempt_of(run, worker, number),

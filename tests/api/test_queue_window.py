@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -114,8 +115,9 @@ def test_announced_runs_beyond_the_window_wait_in_the_database() -> None:
         scheduler.add(runs)
         held = scheduler.queue_depth()
         # The queue drains; the database gives the next earliest runs.
-        scheduler._heap.clear()
-        scheduler._queued.clear()
+        far = timezone.now() + timedelta(days=1)
+        while scheduler._queue.pop_due(far) is not None:
+            pass
         return held, await scheduler.refill()
 
     held, refilled = asyncio.run(main())
@@ -137,7 +139,7 @@ def test_a_run_due_now_gets_in_ahead_of_a_full_window_of_later_runs() -> None:
         far = [replace(run, due_at=run.due_at + timedelta(hours=1)) for run in backlog]
         scheduler.add(far)
         scheduler.add(await asyncio.to_thread(selectors.due_runs, task_id="now"))
-        return [entry[-1].task_id for entry in sorted(scheduler._heap)]
+        return [run.task_id for run in sorted(scheduler._queue, key=lambda run: run.due_at)]
 
     queued = asyncio.run(main())
     assert queued[0] == "now"
