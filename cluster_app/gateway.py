@@ -26,6 +26,7 @@ from cluster_app.channel import ChannelClosed, SyncChannel
 from cluster_app.host import WORKERS_CHANNEL, HostServer, Offer
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
+from cluster_app.offers import Refused, judge_offer
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
 from cluster_app.worker_link import CapnpWorkerLink
@@ -262,36 +263,30 @@ class GatewayNode:
         except Exception as exc:  # noqa: BLE001 - a worker that cannot say who it is stays out
             log.warning("worker offer from %s refused: %s", offer.address, exc)
             return
-        peer_id, claimed = str(response.info.peer), int(response.info.concurrency)
-        # A member saying it runs 2**32 - 1 at once would draw every run.
-        concurrency = max(1, min(claimed, settings.WW_MAX_WORKER_CONCURRENCY))
-        if concurrency != claimed:
-            log.warning(
-                "worker %s claims concurrency %d; taken as %d (WW_MAX_WORKER_CONCURRENCY)",
-                peer_id,
-                claimed,
-                concurrency,
-            )
-        if peer_id != offer.peer_id:
-            log.warning(
-                "worker offer from %s refused: it says it is %s but proved %s",
-                offer.address,
-                peer_id,
-                offer.peer_id,
-            )
-            return
+        peer_id = str(response.info.peer)
+        verdict = judge_offer(
+            says=peer_id,
+            proved=offer.peer_id,
+            claimed_concurrency=int(response.info.concurrency),
+            max_concurrency=settings.WW_MAX_WORKER_CONCURRENCY,
+            faults=self.pool.faults_of(offer.peer_id),
+            max_faults=settings.WW_WORKER_MAX_FAULTS,
+        )
         if self.listener is None or offer.connection not in self.listener.connections:
             return  # its connection closed while we asked
-        if self.pool.faults_of(peer_id) >= settings.WW_WORKER_MAX_FAULTS:
-            log.warning(
-                "worker offer from %s refused: %s answered malformed outcomes %d times",
-                offer.address,
-                peer_id,
-                self.pool.faults_of(peer_id),
-            )
+        if isinstance(verdict, Refused):
+            log.warning("worker offer from %s refused: %s", offer.address, verdict.reason)
             with contextlib.suppress(Exception):
                 self.listener.drop(offer.connection)
             return
+        concurrency = verdict.concurrency
+        if verdict.capped_from is not None:
+            log.warning(
+                "worker %s claims concurrency %d; taken as %d (WW_MAX_WORKER_CONCURRENCY)",
+                peer_id,
+                verdict.capped_from,
+                concurrency,
+            )
         for worker in self.pool:
             if worker.peer_id == peer_id:
                 self._leave(worker, "replaced by a new connection")
