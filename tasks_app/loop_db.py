@@ -9,12 +9,20 @@ itself, on a connection of its own that never waits for the database's
 write lock: when another connection holds it (a request storing a big
 task, a long batch), `transaction()` raises WriteElsewhere at once and the
 caller does the write Django's way, on a thread, where waiting is harmless.
-A write here holds the lock for a fraction of a millisecond."""
+A write here holds the lock for a fraction of a millisecond.
+
+The connection is Django's own kind: opened by Django's SQLite backend
+from the same settings (its pragmas, the project's init_command, the
+transaction mode), so the two cannot drift apart. It differs on purpose
+in two things only: it never waits for the lock (busy timeout 0), and its
+transactions take the lock at BEGIN whatever the settings say (a
+transaction that took it later could fail half-way instead of at once)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,9 +34,10 @@ from tasks_app.exceptions import WriteElsewhere
 class LoopDatabase:
     """An SQLite connection for one event loop's thread, opened on first use."""
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
+        self._alias = alias
         self._conn: sqlite3.Connection | None = None
+        self._begin = "BEGIN IMMEDIATE"
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -37,7 +46,7 @@ class LoopDatabase:
         WriteElsewhere if another connection holds the lock."""
         conn = self._connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(self._begin)
         except sqlite3.OperationalError as exc:  # busy: another writer has the lock
             raise WriteElsewhere(str(exc)) from None
         cursor = conn.cursor()
@@ -62,15 +71,30 @@ class LoopDatabase:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            # Autocommit (the transactions are ours), no busy wait; the file's
-            # WAL mode is set by Django's connections already.
-            conn = sqlite3.connect(
-                self._path, timeout=0, isolation_level=None, uri=self._path.startswith("file:")
-            )
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._conn = conn
+            # Django refuses to open a connection on a thread running an
+            # event loop (its guard is for its own per-thread connections;
+            # this one is ours): it is opened on a thread of its own, once.
+            with ThreadPoolExecutor(1, thread_name_prefix="loop-db-open") as pool:
+                self._conn = pool.submit(self._open).result()
         return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection as Django's SQLite backend opens one for the same
+        settings, then made never to wait, in autocommit (the transactions
+        are ours). WriteElsewhere if it cannot be opened without waiting."""
+        django_db = connections.create_connection(self._alias)  # Django's settings, not its state
+        params = django_db.get_connection_params()
+        params["timeout"] = 0
+        try:
+            conn = django_db.get_new_connection(params)
+        except sqlite3.OperationalError as exc:  # busy: e.g. init_command's journal_mode
+            raise WriteElsewhere(str(exc)) from None
+        # After init_command, which sets Django's connections' wait.
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.isolation_level = None
+        if django_db.transaction_mode in ("IMMEDIATE", "EXCLUSIVE"):
+            self._begin = f"BEGIN {django_db.transaction_mode}"
+        return conn
 
 
 def loop_database() -> LoopDatabase | None:
@@ -78,9 +102,4 @@ def loop_database() -> LoopDatabase | None:
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "sqlite":
         return None
-    return LoopDatabase(str(db.settings_dict["NAME"]))
-
-
-def qmark(statement: str) -> str:
-    """A statement written with `%s` placeholders (Django's), for sqlite3."""
-    return statement.replace("%s", "?")
+    return LoopDatabase(DEFAULT_DB_ALIAS)

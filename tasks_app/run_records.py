@@ -1,8 +1,8 @@
 """The journal's writer: a batch of the scheduler's run records into the
 database in one transaction, with a fixed number of statements per batch
-(not per record) — the write path of every run, so it speaks SQL through
-one cursor rather than building querysets (the query builder cost several
-times the statements themselves).
+(not per record) — the write path of every run, so it runs hand-written
+statements (tasks_app.storage) on one cursor rather than building
+querysets (the query builder cost several times the statements).
 
 A run only moves out of `pending` or `running`: a run cancelled meanwhile
 stays cancelled, and an attempt settles once, so a success is written (and
@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from tasks_app import events
 from tasks_app.journal import Record, RunEnded, RunSent
-from tasks_app.loop_db import LoopDatabase, qmark
-from tasks_app.models import Attempt, Iteration, Task, WorkerNode
+from tasks_app.loop_db import LoopDatabase
+from tasks_app.models import Attempt, Iteration
+from tasks_app.storage import JournalStatements, Key
 
 State = Iteration.State
 Outcome = Attempt.Outcome
 _MOVABLE = (State.PENDING, State.RUNNING)
-_RUNNING = Outcome.RUNNING
-
-Key = tuple[int, int]  # an attempt: (run id, attempt number)
 
 
 def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
@@ -40,17 +36,17 @@ def record_runs(records: Sequence[Record]) -> list[dict[str, Any]]:
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
     with transaction.atomic(using=db.alias), contextlib.closing(db.connection.cursor()) as cursor:
-        return _record(records, _Statements(cursor, db))
+        return _record(records, JournalStatements(cursor, db))
 
 
 def record_runs_here(db: LoopDatabase, records: Sequence[Record]) -> list[dict[str, Any]]:
     """`record_runs` on the event loop's own connection (tasks_app.loop_db);
     WriteElsewhere, writing nothing, while another connection writes."""
     with db.transaction() as cursor:
-        return _record(records, _Statements(cursor, connections[DEFAULT_DB_ALIAS]))
+        return _record(records, JournalStatements(cursor, connections[DEFAULT_DB_ALIAS]))
 
 
-def _record(records: Sequence[Record], sql: _Statements) -> list[dict[str, Any]]:
+def _record(records: Sequence[Record], sql: JournalStatements) -> list[dict[str, Any]]:
     """The batch's statements, inside the caller's transaction."""
     now = timezone.now()
     run_ids = sorted({r.iteration_id for r in records})
@@ -61,20 +57,11 @@ def _record(records: Sequence[Record], sql: _Statements) -> list[dict[str, Any]]
     # and re-run lock them in, so a batch and a cancellation never wait
     # for each other (deadlock).
     if sql.locks_rows:
-        sql.select(f"SELECT id FROM {sql.task} WHERE id IN {{}} ORDER BY id FOR UPDATE", task_ids)
-    lock = " FOR UPDATE" if sql.locks_rows else ""
-    states: dict[int, str] = dict(
-        sql.select(f"SELECT id, state FROM {sql.run} WHERE id IN {{}}{lock}", run_ids)
-    )
-    known: dict[Key, str] = {
-        (run_id, number): outcome
-        for run_id, number, outcome in sql.select(
-            f"SELECT iteration_id, number, outcome FROM {sql.attempt} WHERE iteration_id IN {{}}",
-            run_ids,
-        )
-    }
+        sql.lock_tasks(task_ids)
+    states = sql.run_states(run_ids)
+    known = sql.attempt_outcomes(run_ids)
     inserted = _new_attempts(records, known)
-    running = set(inserted) | {key for key, outcome in known.items() if outcome == _RUNNING}
+    running = set(inserted) | {key for key, outcome in known.items() if outcome == Outcome.RUNNING}
     changes, moves, tally = _play(records, states, running)
     ended = {(r.iteration_id, r.number): r for r in records if isinstance(r, RunEnded)}
     sql.insert_attempts([inserted[key] for key in sorted(inserted)], ended, now)
@@ -82,22 +69,9 @@ def _record(records: Sequence[Record], sql: _Statements) -> list[dict[str, Any]]
         [r for key, r in ended.items() if key in running and key not in inserted], now
     )
     sql.write_runs(changes, now)
-    succeeded = Counter(r.task_id for state, r in moves if state == State.SUCCEEDED)
-    sql.many(
-        f"UPDATE {sql.task} SET succeeded_count = succeeded_count + %s WHERE id = %s",
-        [(n, task_id) for task_id, n in sorted(succeeded.items())],
-    )
-    sql.many(
-        f"UPDATE {sql.worker} SET completed = completed + %s, failed = failed + %s,"
-        " last_seen = %s WHERE peer_id = %s",
-        [(ok, bad, sql.time(now), peer) for peer, (ok, bad) in sorted(tally.items())],
-    )
-    moved_tasks = sorted({r.task_id for _, r in moves})
-    completions: dict[str, int] = dict(
-        sql.select(f"SELECT id, succeeded_count FROM {sql.task} WHERE id IN {{}}", moved_tasks)
-        if moved_tasks
-        else []
-    )
+    sql.add_successes(Counter(r.task_id for state, r in moves if state == State.SUCCEEDED))
+    sql.tally_workers(tally, now)
+    completions = sql.successes(sorted({r.task_id for _, r in moves}))
     return [
         events.run_event(
             task_id=r.task_id,
@@ -160,111 +134,3 @@ def _play(
         changes.setdefault(r.iteration_id, {}).update(fields)
         moves.append((r.run_state, r))
     return changes, moves, tally
-
-
-class _Statements:
-    """The batch's statements, with the tables' quoted names, on one cursor
-    of the database driver itself (inside the transaction Django opened on
-    the same connection): Django's cursor wrapper costs more per statement
-    than SQLite takes to run it. So statements here are written with `%s`
-    placeholders, converted for drivers that want `?`, and a driver error
-    is the driver's own (the journal retries whatever fails)."""
-
-    def __init__(self, cursor: Any, db: BaseDatabaseWrapper) -> None:
-        self._cursor = cursor
-        self._qmark = db.vendor == "sqlite"
-        self.locks_rows = db.features.has_select_for_update
-        quote = db.ops.quote_name
-        self.task = quote(Task._meta.db_table)
-        self.run = quote(Iteration._meta.db_table)
-        self.attempt = quote(Attempt._meta.db_table)
-        self.worker = quote(WorkerNode._meta.db_table)
-        self.time: Callable[[datetime | None], Any] = db.ops.adapt_datetimefield_value
-
-    def select(self, query: str, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """`query` with its `{}` replaced by the placeholders of `keys`."""
-        query = query.format("(" + ", ".join(["%s"] * len(keys)) + ")")
-        self._cursor.execute(self._driver(query), list(keys))
-        return self._cursor.fetchall()
-
-    def many(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self._cursor.executemany(self._driver(statement), rows)
-
-    def _driver(self, statement: str) -> str:
-        return qmark(statement) if self._qmark else statement
-
-    def insert_attempts(
-        self, sent: list[RunSent], ended: dict[Key, RunEnded], now: datetime
-    ) -> None:
-        """New attempts, already settled when their end is in the batch too."""
-        rows = []
-        for r in sent:
-            end = ended.get((r.iteration_id, r.number))
-            rows.append(
-                (
-                    r.iteration_id,
-                    r.number,
-                    r.worker_peer_id,
-                    r.worker_peer_id,
-                    self.time(r.sent_at),
-                    self.time(end.started_at if end else None),
-                    self.time((end.finished_at or now) if end else None),
-                    end.outcome if end else _RUNNING,
-                    end.result if end else "",
-                    end.error if end else "",
-                    end.exit_code if end else None,
-                )
-            )
-        self.many(
-            f"INSERT INTO {self.attempt} (iteration_id, number, worker_id, worker_peer_id,"
-            " sent_at, started_at, finished_at, outcome, result, error, exit_code)"
-            f" VALUES (%s, %s, (SELECT id FROM {self.worker} WHERE peer_id = %s),"
-            " %s, %s, %s, %s, %s, %s, %s, %s)",
-            rows,
-        )
-
-    def settle_attempts(self, ended: list[RunEnded], now: datetime) -> None:
-        """The outcome of attempts that were running before this batch."""
-        self.many(
-            f"UPDATE {self.attempt} SET outcome = %s, result = %s, error = %s,"
-            " exit_code = %s, started_at = %s, finished_at = %s"
-            " WHERE iteration_id = %s AND number = %s AND outcome = 'running'",
-            [
-                (
-                    r.outcome,
-                    r.result,
-                    r.error,
-                    r.exit_code,
-                    self.time(r.started_at),
-                    self.time(r.finished_at or now),
-                    r.iteration_id,
-                    r.number,
-                )
-                for r in ended
-            ],
-        )
-
-    def write_runs(self, changes: dict[int, dict[str, Any]], now: datetime) -> None:
-        """One statement per shape of change (started, back to pending, final)."""
-        started, pending, final = [], [], []
-        for run_id, fields in sorted(changes.items()):
-            state = fields["state"]
-            if state == State.RUNNING:
-                started.append((run_id,))
-            elif state == State.PENDING:
-                pending.append((fields["error"], run_id))
-            else:
-                finished = self.time(fields["finished_at"] or now)
-                final.append((state, fields["error"], fields["result"], finished, run_id))
-        movable = "state IN ('pending', 'running')"
-        self.many(f"UPDATE {self.run} SET state = 'running' WHERE id = %s AND {movable}", started)
-        self.many(
-            f"UPDATE {self.run} SET state = 'pending', error = %s WHERE id = %s AND {movable}",
-            pending,
-        )
-        self.many(
-            f"UPDATE {self.run} SET state = %s, error = %s, result = %s, finished_at = %s"
-            f" WHERE id = %s AND {movable}",
-            final,
-        )

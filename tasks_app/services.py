@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from tasks_app import events, notify, schedule
+from tasks_app import events, notify, schedule, storage
 from tasks_app.exceptions import (
     InvalidField,
     ModuleTooLarge,
@@ -23,7 +22,7 @@ from tasks_app.exceptions import (
     TaskNotFound,
     WriteElsewhere,
 )
-from tasks_app.loop_db import LoopDatabase, qmark
+from tasks_app.loop_db import LoopDatabase
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.modules import InvalidModule, ModuleLimits, inspect_module, module_hash
 from tasks_app.selectors import DueRun
@@ -34,13 +33,6 @@ State = Iteration.State
 Outcome = Attempt.Outcome
 
 
-# In the model's field order, as Model.from_db takes them.
-_KNOWN_MODULE_FIELDS = ["sha256", "size", "kind"]
-_KNOWN_MODULE_SQL = (
-    f"SELECT {', '.join(_KNOWN_MODULE_FIELDS)} FROM {Module._meta.db_table} WHERE sha256 = %s"
-)
-
-
 def store_module(*, wasm: bytes) -> Module:
     """Validate a module and store it once per content hash."""
     if len(wasm) > settings.WW_MODULE_MAX_BYTES:
@@ -49,10 +41,11 @@ def store_module(*, wasm: bytes) -> Module:
     # asks, so the question is a plain select by key (the query builder
     # costs more than the query), and the blob is not read back.
     with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_MODULE_SQL, [module_hash(wasm)])
+        sql = storage.statements(connection, driver_cursor=False)
+        cursor.execute(sql.known_module, [module_hash(wasm)])
         known = cursor.fetchone()
     if known is not None:
-        return Module.from_db(connection.alias, _KNOWN_MODULE_FIELDS, known)
+        return Module.from_db(connection.alias, storage.KNOWN_MODULE_FIELDS, known)
     try:
         info = inspect_module(wasm, _module_limits())
     except InvalidModule as exc:
@@ -118,7 +111,8 @@ def create_task(
             due = schedule.due_times(received_at, start=start, delay=delay, repeats=repeats)
             db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: no proxy per use
             with db.cursor() as cursor:
-                run_ids = _insert_task(cursor, db, task, due)
+                sql = storage.statements(db, driver_cursor=False)
+                run_ids = storage.insert_task(cursor, db, sql, task, due)
     except IntegrityError:
         raise TaskAlreadyExists(task_id) from None
     return task, _due_runs(task, run_ids, due)
@@ -143,14 +137,16 @@ def create_task_here(
     if max(int(fields.get("repeats", 1)), 1) > LOOP_RUNS:
         raise WriteElsewhere("a task of many runs")
     digest = module_hash(wasm)
-    if not loop_db.query(qmark(_KNOWN_MODULE_SQL), (digest,)):
+    db = connections[DEFAULT_DB_ALIAS]
+    sql = storage.statements(db, driver_cursor=True)
+    if not loop_db.query(sql.known_module, (digest,)):
         raise WriteElsewhere("a module not stored yet")
     received_at = timezone.now()
     task = Task(id=task_id, module_id=digest, received_at=received_at, **fields)
     due = schedule.due_times(received_at, start=task.start, delay=task.delay, repeats=task.repeats)
     try:
         with loop_db.transaction() as cursor:
-            run_ids = _insert_task(cursor, connections[DEFAULT_DB_ALIAS], task, due, qmark)
+            run_ids = storage.insert_task(cursor, db, sql, task, due)
     except sqlite3.IntegrityError:
         raise TaskAlreadyExists(task_id) from None
     return task, _due_runs(task, run_ids, due)
@@ -199,66 +195,6 @@ async def submit_task_here(loop_db: LoopDatabase, **fields: Any) -> Task:
 def _log_stored(task: Task) -> None:
     first_due = schedule.due_time(task.received_at, start=task.start, delay=task.delay, index=0)
     log.info("task %s stored: %d runs, first due %s", task.pk, task.run_count, first_due)
-
-
-def _insert_task(
-    cursor: Any,
-    db: BaseDatabaseWrapper,
-    task: Task,
-    due: Sequence[datetime],
-    sql: Callable[[str], str] = str,
-) -> list[int] | None:
-    """INSERT `task` and its runs (run k due at `due[k]`) through `cursor`
-    (Django's, or the driver's with `sql` converting the placeholders), in
-    statements written out here rather than built by save() or
-    bulk_create(): on the submission path their per-call work (model
-    instances for every run, signals, compiling the query) costs more than
-    the statements. No signals are sent: none are connected for these
-    models. Returns the runs' primary keys, or None where the database does
-    not return new rows' keys."""
-    quote, time = db.ops.quote_name, db.ops.adapt_datetimefield_value
-    returns = db.features.can_return_rows_from_bulk_insert
-    task_columns = (
-        "id, description, module_id, duration, start, delay, repeats, input, difficulty,"
-        " retries, received_at, cancelled_at, succeeded_count"
-    )
-    run_columns = "task_id, " + quote("index") + ", due_at, state, result, error, finished_at"
-    run_row = "(%s, %s, %s, %s, '', '', NULL)"
-    returning = " RETURNING id" if returns else ""
-    # SQLite takes at most 999 parameters per statement (older builds).
-    per_statement = 999 // 4
-    run_ids: list[int] = []
-    cursor.execute(
-        sql(
-            f"INSERT INTO {quote(Task._meta.db_table)} ({task_columns})"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, 0)"
-        ),
-        [
-            task.pk,
-            task.description,
-            task.module_id,
-            task.duration,
-            task.start,
-            task.delay,
-            task.repeats,
-            task.input,
-            task.difficulty,
-            task.retries,
-            time(task.received_at),
-        ],
-    )
-    insert_runs = f"INSERT INTO {quote(Iteration._meta.db_table)} ({run_columns}) VALUES "
-    for first in range(0, len(due), per_statement):
-        chunk = due[first : first + per_statement]
-        params: list[Any] = []
-        for index, due_at in enumerate(chunk, start=first):
-            params += (task.pk, index, time(due_at), State.PENDING)
-        cursor.execute(sql(insert_runs + ", ".join([run_row] * len(chunk)) + returning), params)
-        if returns:
-            run_ids += (run_id for (run_id,) in cursor.fetchall())
-    task._state.adding = False
-    task._state.db = db.alias
-    return run_ids if returns else None
 
 
 # A REST change of many runs at once (a cancel, a re-run) announces this many
@@ -354,9 +290,10 @@ def rerun_failed(*, task_id: str) -> int:
         if task is None:
             raise TaskNotFound(task_id)
         runs = list(task.iterations.filter(state__in=[State.FAILED, State.TIMED_OUT]))
-        Iteration.objects.filter(pk__in=[it.pk for it in runs]).update(
-            state=State.PENDING, due_at=now, error="", result="", finished_at=None
-        )
+        for run_ids in storage.chunks([it.pk for it in runs], storage.ORM_IN_KEYS):
+            Iteration.objects.filter(pk__in=run_ids).update(
+                state=State.PENDING, due_at=now, error="", result="", finished_at=None
+            )
         for iteration in runs:
             iteration.state, iteration.error, iteration.result = State.PENDING, "", ""
         _announce(task_id, runs)

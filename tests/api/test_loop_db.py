@@ -6,10 +6,12 @@ database another connection is writing) it leaves, storing nothing."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from tasks_app import services
 from tasks_app.exceptions import TaskAlreadyExists, WriteElsewhere
@@ -99,3 +101,45 @@ def test_submitting_here_hands_the_runs_to_a_scheduler_on_this_loop(
 
     asyncio.run(main())
     assert handed == [[0, 1, 2]]  # at once, in the call: no hop
+
+
+# What Django's SQLite backend sets on every connection, besides init_command.
+DJANGO_PRAGMAS = ["foreign_keys", "legacy_alter_table"]
+
+
+def _pragmas(conn: Any, names: list[str]) -> dict[str, Any]:
+    return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+
+
+def _init_pragmas() -> list[str]:
+    """The pragmas the project's init_command sets (wwproject/settings.py)."""
+    init = connection.settings_dict["OPTIONS"].get("init_command", "")
+    return re.findall(r"PRAGMA\s+(\w+)", init, re.IGNORECASE)
+
+
+def test_the_loop_connection_is_set_as_djangos_but_never_waits(loop_db: LoopDatabase) -> None:
+    names = DJANGO_PRAGMAS + _init_pragmas()
+    assert {"journal_mode", "synchronous", "busy_timeout", "foreign_keys"} <= set(names)
+    connection.ensure_connection()
+    django_side = _pragmas(connection.connection, names)
+    loop_side = _pragmas(loop_db._connection(), names)  # the test reaches in
+    assert django_side.pop("busy_timeout") == 30_000
+    assert loop_side.pop("busy_timeout") == 0  # it steps aside at once instead
+    assert loop_side == django_side
+
+
+def test_a_setting_changed_in_djangos_options_reaches_the_loop_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop's connection has no list of its own to forget: a pragma
+    added to init_command (or a value changed there) is on it too."""
+    options = dict(connection.settings_dict["OPTIONS"])
+    options["init_command"] += "PRAGMA cache_size=-1234;PRAGMA synchronous=FULL;"
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    db = loop_database()
+    assert db is not None
+    try:
+        pragmas = _pragmas(db._connection(), ["cache_size", "synchronous"])
+    finally:
+        db.close()
+    assert pragmas == {"cache_size": -1234, "synchronous": 2}  # 2: FULL

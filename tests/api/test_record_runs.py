@@ -3,8 +3,10 @@ success is counted once, and events carry the task's completions."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from tasks_app import run_records, services
 from tasks_app.exceptions import WriteElsewhere
 from tasks_app.journal import Record, RunEnded, RunSent
 from tasks_app.loop_db import loop_database
-from tasks_app.models import Attempt, Iteration, Task
+from tasks_app.models import Attempt, Iteration, Task, WorkerNode
 from tests.api.forms import HASH_WASM
 
 PEER = "12D3KooWRecordRuns"
@@ -177,3 +179,63 @@ def test_the_loop_writer_steps_aside_while_another_connection_writes() -> None:
         assert run.state == "succeeded"
     finally:
         db.close()
+
+
+def test_every_field_of_an_attempt_and_its_worker_is_written(record_runs: Writer) -> None:
+    """The attempt's row holds what its records said, field by field (the
+    INSERT's values are in its columns' order), its worker is the peer's
+    row, and the worker's tallies count the attempt."""
+    seen_before = timezone.now() - timedelta(hours=1)
+    worker = WorkerNode.objects.create(peer_id=PEER, last_seen=seen_before)
+    done, failing = _task()
+    sent_at = timezone.now() - timedelta(seconds=3)
+    started_at, finished_at = sent_at + timedelta(seconds=1), sent_at + timedelta(seconds=2)
+    ended = RunEnded(
+        iteration_id=done.pk,
+        task_id="t",
+        index=0,
+        number=1,
+        worker_peer_id=PEER,
+        outcome="failed",
+        run_state="failed",
+        result="out",
+        error="trap: unreachable",
+        exit_code=3,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    sent = dataclasses.replace(_sent(done), sent_at=sent_at)
+    record_runs([sent, ended, _sent(failing, number=2)])
+    row = Attempt.objects.get(iteration=done)
+    expected = {
+        "iteration_id": done.pk,
+        "number": 1,
+        "worker_id": worker.pk,
+        "worker_peer_id": PEER,
+        "sent_at": sent_at,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "outcome": "failed",
+        "result": "out",
+        "error": "trap: unreachable",
+        "exit_code": 3,
+    }
+    assert {f: getattr(row, f) for f in expected} == expected
+    assert {f.attname for f in Attempt._meta.concrete_fields} == {"id", *expected}
+    still = Attempt.objects.get(iteration=failing)
+    assert (still.number, still.outcome, still.finished_at, still.exit_code) == (
+        2,
+        "running",
+        None,
+        None,
+    )
+    done.refresh_from_db()
+    assert (done.state, done.result, done.error, done.finished_at) == (
+        "failed",
+        "out",
+        "trap: unreachable",
+        finished_at,
+    )
+    worker.refresh_from_db()
+    assert (worker.completed, worker.failed) == (0, 1)
+    assert worker.last_seen > seen_before
