@@ -6,11 +6,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tasks_app.models import WorkerNode
+from cluster_app.models import Worker
 
 
-@admin.register(WorkerNode)
-class WorkerNodeAdmin(admin.ModelAdmin):
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
     list_display = [
         "peer_id",
         "connected",

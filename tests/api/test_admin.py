@@ -68,7 +68,7 @@ def test_worker_registry_lists_peers(staff: Client) -> None:
         connected=True,
         last_seen=timezone.now(),
     )
-    page = staff.get("/admin/tasks_app/workernode/")
+    page = staff.get("/admin/cluster_app/worker/")
     assert page.status_code == 200
     assert b"12D3KooWExample" in page.content
     assert b"127.0.0.1:5555" in page.content

@@ -143,7 +143,7 @@ def test_worker_pool_page_shows_every_column(staff: Client) -> None:
         connected=True,
         last_seen=timezone.now(),
     )
-    page = staff.get("/admin/tasks_app/workernode/").content.decode()
+    page = staff.get("/admin/cluster_app/worker/").content.decode()
     for column in ("peer", "address", "concurrency", "in flight", "completed", "failed", "last"):
         assert column in page.lower(), column
     assert PEER in page and "127.0.0.1:5555" in page

@@ -174,7 +174,7 @@ def test_every_time_is_written_one_way_with_seconds(admin_page: Any) -> None:
     seen += page.locator("#task-runs td.time, #task-attempts td.time").all_inner_texts()
     page.goto(f"http://{HTTP}/admin/tasks_app/attempt/")
     seen += page.locator("#result_list td.field-sent_at").all_inner_texts()
-    page.goto(f"http://{HTTP}/admin/tasks_app/workernode/")
+    page.goto(f"http://{HTTP}/admin/cluster_app/worker/")
     seen += page.locator("#result_list td.field-last_seen").all_inner_texts()
     times = [t.strip() for t in seen if t.strip() not in ("-", "") and not t.endswith(" s")]
     assert len(times) >= 10, seen
