@@ -73,7 +73,8 @@ def _error(message: str) -> int:
 def _trap(message: str) -> int:
     """A new wasm_trap_t, as the address a host function returns."""
     text = message.encode()
-    trap = ffi.wasmtime_trap_new(ctypes.cast(text, ctypes.POINTER(ctypes.c_char)), len(text))
+    message_ptr = ctypes.cast(ctypes.c_char_p(text), ctypes.POINTER(ctypes.c_char))
+    trap = ffi.wasmtime_trap_new(message_ptr, len(text))
     return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
@@ -118,7 +119,9 @@ def export_func(store: wasmtime.Store, instance: wasmtime.Instance, name: bytes)
     found = ffi.wasmtime_instance_export_get(
         store._context(),
         ctypes.byref(instance._instance),
-        ctypes.cast(name, ctypes.POINTER(ctypes.c_char)),
+        # A bytes object is a char* to ctypes (typeshed says otherwise); no
+        # c_char_p made per call on this path.
+        ctypes.cast(name, ctypes.POINTER(ctypes.c_char)),  # type: ignore[arg-type]  # see above
         len(name),
         ctypes.byref(item),
     )
@@ -186,7 +189,7 @@ class HostFunc:
         def callback(env: Any, caller: Any, args: Any, nargs: int, results: Any, n: int) -> int:
             try:
                 item = ffi.wasmtime_extern_t()
-                memory_name = ctypes.cast(_MEMORY, ctypes.POINTER(ctypes.c_char))
+                memory_name = ctypes.cast(ctypes.c_char_p(_MEMORY), ctypes.POINTER(ctypes.c_char))
                 found = ffi.wasmtime_caller_export_get(
                     caller, memory_name, len(_MEMORY), ctypes.byref(item)
                 )
