@@ -2,7 +2,7 @@
 at once, and log lines a flood cannot multiply.
 
 Pure bookkeeping, no sockets: the RPC listener (`cluster_app.rpc`) and the
-HTTP server's guard (`wwproject.http_guard`) count their connections here.
+HTTP server's guard (`cluster_app.http_guard`) count their connections here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Options shared by the node commands (the seed's flags), each with its
-environment variable, and logging set-up."""
+"""Options shared by the node commands (`rungateway`, `runworker`: the
+seed's flags), each with its environment variable, and logging set-up."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from cluster_app.gateway import GatewayNode
-from tasks_app.consumers import WithoutDatabase
+from tasks_app.compat_channels import WithoutDatabase
 from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
 
 __all__ = ["GATEWAY_CHANNEL", "GatewayConsumer"]

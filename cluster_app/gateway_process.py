@@ -1,8 +1,13 @@
 """The gateway process: daphne's Twisted reactor and our asyncio code on one
 event loop, started and stopped in the order pycapnp needs.
 
-Start: daphne listens; the KJ loop is entered; the Channels worker starts
-and the GatewayConsumer is told `gateway.start`.
+The ASGI application daphne serves is built by the factory the process is
+given (`rungateway` resolves the `ASGI_APPLICATION_FACTORY` setting), from
+the gateway's runtime.
+
+Start: daphne's limits are put in (cluster_app.compat_daphne); daphne
+listens; the KJ loop is entered; the Channels worker starts and the
+GatewayConsumer is told `gateway.start`.
 Stop (signal, or daphne failing to listen): before the reactor shuts down,
 the consumer is told `gateway.stop`, the Channels worker is cancelled, and
 the KJ loop is left once no capability is alive.
@@ -17,7 +22,9 @@ import logging
 import resource
 import signal as signals_module
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import capnp
 import daphne.server
@@ -26,17 +33,41 @@ from channels.routing import ChannelNameRouter
 from channels.worker import Worker as ChannelsWorker
 from twisted.internet import defer, reactor
 
+from cluster_app import compat_daphne
 from cluster_app.consumers import GATEWAY_CHANNEL, GatewayConsumer
 from cluster_app.gateway import GatewayConfig, GatewayNode
+from tasks_app import notify
 
 log = logging.getLogger("ww.gateway")
 
 
+@dataclass(frozen=True)
+class GatewayRuntime:
+    """What the gateway process tells the ASGI application it serves."""
+
+    # The scheduler runs on the same loop as daphne: a response ready when a
+    # request has just handed it runs waits the loop turns their dispatch
+    # takes, so the runs are not queued behind its writing.
+    before_response: Callable[[], Awaitable[None]] = notify.dispatch_turns
+
+
+# Builds the ASGI application daphne serves (wwproject.asgi.make_application).
+AppFactory = Callable[[GatewayRuntime], Any]
+
+
 class GatewayProcess:
-    def __init__(self, config: GatewayConfig, *, http_host: str, http_port: int) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        http_host: str,
+        http_port: int,
+        app_factory: AppFactory,
+    ) -> None:
         self.config = config
         self.http_host = http_host
         self.http_port = http_port
+        self.app_factory = app_factory
         self.node = GatewayNode(config)
         self.exit_code = 0
         self._main: asyncio.Task[None] | None = None
@@ -47,21 +78,16 @@ class GatewayProcess:
     def run(self, *, signals: Iterable[int]) -> int:
         from django.conf import settings
 
-        from wwproject.asgi import application
-        from wwproject.http_guard import guard_daphne_connections
-        from wwproject.limits import bounded_daphne_requests
-
+        application = self.app_factory(GatewayRuntime())
         raise_descriptor_limit()
         return_large_blocks_to_the_system()
-        bounded_daphne_requests(settings.WW_MODULE_MAX_BYTES + 1024 * 1024)
-        from wwproject.websocket_limits import bounded_websocket_writes
-
-        bounded_websocket_writes(
+        compat_daphne.bound_request_bodies(settings.WW_MODULE_MAX_BYTES + 1024 * 1024)
+        compat_daphne.bound_websocket_writes(
             max_buffered=settings.WW_WS_MAX_BUFFERED,
             stall=settings.WW_WS_STALL,
             close_grace=settings.WW_WS_CLOSE_GRACE,
         )
-        guard_daphne_connections(
+        compat_daphne.guard_connections(
             header_timeout=settings.WW_HTTP_HEADER_TIMEOUT,
             max_per_source=settings.WW_HTTP_MAX_PER_SOURCE,
         )

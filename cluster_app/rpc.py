@@ -23,6 +23,7 @@ import capnp
 
 import schema
 from cluster_app.admission import LogThrottle, PerSourceLimit
+from cluster_app.compat_capnp import stream_protocol
 from cluster_app.multiaddr import Multiaddr
 from cluster_app.tls import SERVER_NAME, PeerAuthError, TlsConfig, peer_id_of_certificate
 
@@ -362,8 +363,8 @@ async def _tls_stream(open_transport: Callable[[Any], Any]) -> tuple[Any, Any]:
     transport (and its certificates) stays ours to inspect."""
     ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
-    def factory() -> Any:
-        return capnp.AsyncIoStream._connect(ready.set_result)
+    def factory() -> asyncio.Protocol:
+        return stream_protocol(ready.set_result)
 
     transport, _ = await open_transport(factory)
     return transport, await ready

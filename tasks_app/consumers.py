@@ -12,29 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.consumer import AsyncConsumer, get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from tasks_app import events
+from tasks_app.compat_channels import JsonWebsocketWithoutDatabase
 
 
-class WithoutDatabase(AsyncConsumer):
-    """A consumer that never touches the database. Channels' dispatch first
-    closes stale database connections, for every message, with a hop to the
-    shared database thread: each event would queue behind whatever that
-    thread is doing (the journal's writes) before reaching its handler."""
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
-
-
-class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
+class TaskEventsConsumer(JsonWebsocketWithoutDatabase):
     """Forwards the `run.changed` events of its group to the client, one
-    JSON frame each, in the order they were published."""
+    JSON frame each, in the order they were published. It never touches the
+    database (tasks_app.compat_channels says why that matters)."""
 
     group = ""
 
@@ -48,12 +33,6 @@ class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        # Channels' own, less its closing of stale database connections:
-        # this consumer holds none.
-        await self.disconnect(message["code"])
-        raise StopConsumer()
-
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         pass  # a watch-only stream
 
@@ -63,6 +42,7 @@ class TaskEventsConsumer(WithoutDatabase, AsyncJsonWebsocketConsumer):
 
     async def layer_overflowed(self, message: dict[str, Any]) -> None:
         """The layer dropped this watcher from its groups for falling too
-        far behind (wwproject/layers.py): its client is told why, as one
-        whose socket is too far behind is (wwproject/websocket_limits.py)."""
+        far behind (tasks_app.compat_channels.LocalChannelLayer): its client
+        is told why, as one whose socket is too far behind is
+        (cluster_app.compat_daphne.bound_websocket_writes)."""
         await self.close(code=events.SLOW_READER_CODE, reason=events.SLOW_READER_REASON)

@@ -10,8 +10,8 @@ An event carries at most `WW_EVENT_TEXT_BYTES` of a run's result and error
 (`result_truncated` / `error_truncated` say when they were cut): every
 watcher gets every event, so a 64 KiB result would cost 64 KiB per watcher
 per run; the whole result stays at `GET /tasks/<id>`. A watcher that falls
-too far behind is closed with `SLOW_READER_CODE` (wwproject/websocket_limits.py
-for the socket, wwproject/layers.py for the layer's queue)."""
+too far behind is closed with `SLOW_READER_CODE` (cluster_app/compat_daphne.py
+for the socket, tasks_app/compat_channels.py for the layer's queue)."""
 
 from __future__ import annotations
 

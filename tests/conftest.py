@@ -32,9 +32,12 @@ def netns() -> Iterator[NetNS]:
 def http_bound_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     """Requests made with Django's test client stand for the loopback default.
 
-    `rungateway --http 127.0.0.1:...` publishes its bind address as
-    WW_HTTP_BIND, and with WW_WRITES_NEED_AUTH=auto anonymous writes are then
-    allowed (tasks_app/api/permissions). The test client has no server, so
-    each test starts as if bound to loopback; tests/security changes this.
+    `rungateway --http 127.0.0.1:...` sets its bind address at start-up
+    (permissions.set_http_bind), and with WW_WRITES_NEED_AUTH=auto anonymous
+    writes are then allowed (tasks_app/api/permissions). The test client has
+    no server, so each test starts as if bound to loopback; tests/security
+    changes this.
     """
-    monkeypatch.setenv("WW_HTTP_BIND", "127.0.0.1")
+    from tasks_app.api import permissions
+
+    monkeypatch.setattr(permissions, "http_bind", "127.0.0.1")

@@ -107,6 +107,9 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "wwproject.wsgi.application"
 ASGI_APPLICATION = "wwproject.asgi.application"
+# What `rungateway` builds the application it serves with, given the
+# gateway's runtime (cluster_app.gateway_process.GatewayRuntime).
+ASGI_APPLICATION_FACTORY = "wwproject.asgi.make_application"
 
 # The embedded default is SQLite in WAL mode next to the project;
 # DATABASE_URL (postgres://...) is the scale-out configuration.
@@ -141,7 +144,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # submissions (the scheduler also sweeps the database, so a dropped
 # notification delays runs, never loses them).
 CHANNEL_CAPACITY = _env_int("WW_CHANNEL_CAPACITY", 100_000)
-# Websocket watchers (tasks_app/consumers.py, wwproject/websocket_limits.py):
+# Websocket watchers (tasks_app/consumers.py, cluster_app/compat_daphne.py):
 # sending waits while more than WW_WS_MAX_BUFFERED bytes wait unsent for the
 # client; one is closed with code 4008 ("slow reader") when its backlog stays
 # over that for WW_WS_STALL seconds, or WW_WS_QUEUE_MESSAGES event batches
@@ -156,7 +159,7 @@ WW_WS_CLOSE_GRACE = _env_float("WW_WS_CLOSE_GRACE", 10.0)
 WW_EVENT_TEXT_BYTES = _env_int("WW_EVENT_TEXT_BYTES", 256)
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "wwproject.layers.LocalChannelLayer",
+        "BACKEND": "tasks_app.compat_channels.LocalChannelLayer",
         "CONFIG": {"capacity": CHANNEL_CAPACITY, "member_capacity": WW_WS_QUEUE_MESSAGES},
     }
 }
@@ -347,7 +350,7 @@ WW_HTTP_MAX_PER_SOURCE = _env_int("WW_HTTP_MAX_PER_SOURCE", 64)
 # --- Access control (issue 4) -----------------------------------------------
 # WW_WRITES_NEED_AUTH: "auto" (default), "true" or "false". auto: POST needs a
 # token (or a staff session with CSRF) unless the HTTP server is bound to a
-# loopback address; `rungateway` publishes its --http host as WW_HTTP_BIND at
+# loopback address; `rungateway` tells the permission rule its --http host at
 # start, and a server started otherwise (bind unknown) counts as public.
 # WW_READS_NEED_AUTH: "false" (default) or "true": GET needs a token too.
 # The admin always needs a staff login.

@@ -4,10 +4,10 @@ Two settings decide (wwproject/settings.py):
 
 - ``WW_WRITES_NEED_AUTH``: ``true``, ``false`` or ``auto`` (the default).
   ``auto`` means: writes need an authenticated user unless the HTTP server is
-  bound to a loopback address. ``rungateway`` publishes its ``--http`` host in
-  the ``WW_HTTP_BIND`` environment variable; a server started any other way
-  (daphne, uvicorn, ...) leaves it unset, and an unknown bind address counts as
-  public, so such a server is safe by default.
+  bound to a loopback address. ``rungateway`` tells this module its ``--http``
+  host at start-up (``set_http_bind``); a server started any other way
+  (daphne, uvicorn, ...) leaves it unknown, and an unknown bind address counts
+  as public, so such a server is safe by default.
 - ``WW_READS_NEED_AUTH``: ``true`` or ``false`` (the default).
 
 So the seed's anonymous curl keeps working on the loopback default, and a
@@ -18,14 +18,16 @@ gateway reachable from the network takes writes only with a token
 from __future__ import annotations
 
 import ipaddress
-import os
 from typing import Any
 
 from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-BIND_ENV = "WW_HTTP_BIND"
+# The host this process's HTTP server is bound to: a fact about the process,
+# known only once the server command has parsed its options, so it is set
+# then (`set_http_bind`) and read at request time. None: not known.
+http_bind: str | None = None
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -66,9 +68,7 @@ def writes_need_auth() -> bool:
     mode = parse_mode(getattr(settings, "WW_WRITES_NEED_AUTH", "auto"))
     if mode is not None:
         return mode
-    # The bind address is a fact about this process, known only once the
-    # server command has parsed its options, so it is read at request time.
-    return not is_loopback(os.environ.get(BIND_ENV))
+    return not is_loopback(http_bind)
 
 
 def reads_need_auth() -> bool:
@@ -94,6 +94,8 @@ class TaskAPIPermission(BasePermission):
         return not writes_need_auth() or is_authenticated(request)
 
 
-def publish_http_bind(host: str) -> None:
-    """Record the address this process's HTTP server binds to (for ``auto``)."""
-    os.environ[BIND_ENV] = host.strip().strip("[]")
+def set_http_bind(host: str | None) -> None:
+    """Record the address this process's HTTP server binds to (for ``auto``),
+    once, before it serves."""
+    global http_bind
+    http_bind = None if host is None else host.strip().strip("[]")

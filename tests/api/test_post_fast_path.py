@@ -22,7 +22,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 
-from tasks_app.api import submission
+from tasks_app.api import permissions, submission
 from tasks_app.api.serializers import TASK_ID_PATTERN, validate_submission
 from tasks_app.api.submission import Submission
 from tasks_app.models import Module, Task
@@ -459,7 +459,7 @@ def test_a_body_over_the_in_memory_limit_is_parsed_by_drf(client: Client, settin
 def test_auth_refusals_are_the_same_either_way(
     client: Client, monkeypatch: pytest.MonkeyPatch, bind: str
 ) -> None:
-    monkeypatch.setenv("WW_HTTP_BIND", bind)
+    monkeypatch.setattr(permissions, "http_bind", bind)
     anonymous = both_ways(monkeypatch, post_form(client))
     wrong_token = both_ways(
         monkeypatch, lambda: post_form(client)(HTTP_AUTHORIZATION="Token " + "0" * 40)
@@ -474,7 +474,7 @@ def test_auth_refusals_are_the_same_either_way(
 def test_a_token_holder_on_a_public_bind_takes_the_plain_path(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WW_HTTP_BIND", "0.0.0.0")
+    monkeypatch.setattr(permissions, "http_bind", "0.0.0.0")
     key = Token.objects.create(user=User.objects.create_user("ci")).key
     taken: list[Submission | None] = []
     plain_submission = submission._plain_submission

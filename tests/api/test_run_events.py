@@ -135,7 +135,7 @@ def test_an_event_carries_a_few_hundred_bytes_of_a_result_and_says_it_was_cut() 
 
 
 def test_a_watcher_the_layer_gave_up_on_is_closed_as_a_slow_reader(layer: Any) -> None:
-    from wwproject.layers import OVERFLOWED
+    from tasks_app.compat_channels import OVERFLOWED
 
     async def watch() -> dict[str, Any]:
         client = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/tasks/")

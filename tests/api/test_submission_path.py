@@ -20,7 +20,8 @@ from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
 from tests.api.asgi import asgi_request
 from tests.api.forms import HASH_WASM, form
 from tests.e2e.cluster import seed_form
-from wwproject.asgi import ThreadedDjangoHandler, application
+from wwproject.asgi import application
+from wwproject.compat_django import ThreadedDjangoHandler
 
 # -- the service -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from tasks_app.api.permissions import BIND_ENV
+from tasks_app.api import permissions
 from tests.security.test_permissions import HASH_WASM
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def submit(client: Client, task_id: str, key: str) -> int:
 def test_create_user_prints_a_token_that_opens_writes(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(BIND_ENV, "0.0.0.0")
+    monkeypatch.setattr(permissions, "http_bind", "0.0.0.0")
     key = issue("ci", "--create-user")
     assert re.fullmatch(r"[0-9a-f]{40}", key)
     user = User.objects.get(username="ci")
@@ -43,7 +43,7 @@ def test_create_user_prints_a_token_that_opens_writes(
 def test_issuing_again_prints_the_same_token_and_rotate_replaces_it(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(BIND_ENV, "0.0.0.0")
+    monkeypatch.setattr(permissions, "http_bind", "0.0.0.0")
     first = issue("ci", "--create-user")
     assert issue("ci") == first
     rotated = issue("ci", "--rotate")

@@ -14,7 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tasks_app.api.permissions import BIND_ENV, is_loopback, parse_mode
+from tasks_app.api import permissions
+from tasks_app.api.permissions import is_loopback, parse_mode
 from tasks_app.models import Task
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def token(db: None) -> str:
 
 @pytest.fixture
 def public_bind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(BIND_ENV, "0.0.0.0")
+    monkeypatch.setattr(permissions, "http_bind", "0.0.0.0")
 
 
 @pytest.mark.parametrize(
@@ -103,9 +104,10 @@ def test_anonymous_write_is_refused_when_not_bound_to_loopback(
     client: Client, monkeypatch: pytest.MonkeyPatch, bind: str | None
 ) -> None:
     if bind is None:
-        monkeypatch.delenv(BIND_ENV)  # daphne/uvicorn started without rungateway
+        # daphne/uvicorn started without rungateway
+        monkeypatch.setattr(permissions, "http_bind", None)
     else:
-        monkeypatch.setenv(BIND_ENV, bind)
+        monkeypatch.setattr(permissions, "http_bind", bind)
     response = post(client)
     assert response.status_code == 401, response.content
     assert response.headers["WWW-Authenticate"] == "Token"
@@ -161,7 +163,7 @@ def test_writes_need_auth_setting_overrides_the_bind_rule(
     expected: int,
 ) -> None:
     settings.WW_WRITES_NEED_AUTH = mode
-    monkeypatch.setenv(BIND_ENV, bind)
+    monkeypatch.setattr(permissions, "http_bind", bind)
     assert post(client).status_code == expected
 
 

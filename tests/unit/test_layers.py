@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wwproject.layers import OVERFLOWED, LocalChannelLayer
+from tasks_app.compat_channels import OVERFLOWED, LocalChannelLayer
 
 
 def test_a_group_message_is_on_every_members_queue_when_group_send_returns() -> None:

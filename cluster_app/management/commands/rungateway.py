@@ -16,12 +16,13 @@ from typing import Any
 import daphne.server  # noqa: F401 - installs Twisted's asyncio reactor first
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 
 from cluster_app import lifetime, state_lock
+from cluster_app.cli import add_cluster_options, cluster_key, configure_logging
 from cluster_app.identity import Identity, InvalidIdentityFile
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr
 from cluster_app.port_check import PortInUse, ensure_free
-from wwproject.cli import add_cluster_options, cluster_key, configure_logging
 
 log = logging.getLogger("ww.gateway")
 
@@ -76,9 +77,9 @@ class Command(BaseCommand):
         host, _, port = options["http"].rpartition(":")
         if not host or not port.isdigit():
             raise CommandError(f"--http must be host:port, not {options['http']!r}")
-        from tasks_app.api.permissions import publish_http_bind
+        from tasks_app.api.permissions import set_http_bind
 
-        publish_http_bind(host)  # WW_WRITES_NEED_AUTH=auto: anonymous writes on loopback only
+        set_http_bind(host)  # WW_WRITES_NEED_AUTH=auto: anonymous writes on loopback only
         # Before anything is printed: a second gateway on this state directory
         # or this port must fail here, not after it has shown a peer ID.
         try:
@@ -120,7 +121,14 @@ class Command(BaseCommand):
         # this long for it (Python's default, 5 ms, shows up as late runs and
         # slow round trips whenever a request is being served).
         sys.setswitchinterval(0.0005)
-        process = GatewayProcess(config, http_host=host.strip("[]"), http_port=int(port))
+        process = GatewayProcess(
+            config,
+            http_host=host.strip("[]"),
+            http_port=int(port),
+            # The composition root (wwproject) builds the ASGI application;
+            # named by a setting, so this command does not import it.
+            app_factory=import_string(settings.ASGI_APPLICATION_FACTORY),
+        )
         code = process.run(signals=STOP_SIGNALS)
         lock.release()
         if code:
