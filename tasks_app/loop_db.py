@@ -92,8 +92,10 @@ class LoopDatabase:
         # After init_command, which sets Django's connections' wait.
         conn.execute("PRAGMA busy_timeout = 0")
         conn.isolation_level = None
-        if django_db.transaction_mode in ("IMMEDIATE", "EXCLUSIVE"):
-            self._begin = f"BEGIN {django_db.transaction_mode}"
+        # Set by get_connection_params from OPTIONS (None: Django's default).
+        mode = getattr(django_db, "transaction_mode", None)
+        if mode in ("IMMEDIATE", "EXCLUSIVE"):
+            self._begin = f"BEGIN {mode}"
         return conn
 
 

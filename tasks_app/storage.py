@@ -57,6 +57,15 @@ def chunks(keys: Sequence[K], size: int = MAX_PARAMS) -> Iterator[Sequence[K]]:
         yield keys[first : first + size]
 
 
+def field_of(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """`model`'s concrete field `name` (a relation's reverse side or a
+    generic key has no column to write)."""
+    f = model._meta.get_field(name)
+    if not isinstance(f, models.Field):
+        raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+    return f
+
+
 class _Default:
     """A constant column written with its model field's default."""
 
@@ -84,7 +93,7 @@ class Insert:
 
     def constant(self, name: str) -> object:
         value = self.constants[name]
-        return self.model._meta.get_field(name).get_default() if value is DEFAULT else value
+        return field_of(self.model, name).get_default() if value is DEFAULT else value
 
 
 TASK_INSERT = Insert(
@@ -158,7 +167,7 @@ class _Names:
         return self._quote(model._meta.db_table)
 
     def col(self, model: type[models.Model], name: str) -> str:
-        return self._quote(model._meta.get_field(name).column)
+        return self._quote(field_of(model, name).column)
 
     def cols(self, model: type[models.Model], names: Sequence[str]) -> str:
         return ", ".join(self.col(model, name) for name in names)
@@ -298,7 +307,7 @@ def _values(spec: Insert) -> list[tuple[str, bool]]:
     are; a field of another kind needs its adapter here."""
     values = []
     for name in spec.given:
-        f = spec.model._meta.get_field(name)
+        f = field_of(spec.model, name)
         kind = f.get_internal_type()
         if kind not in _AS_THEY_ARE and kind != "DateTimeField":
             raise TypeError(f"{spec.model.__name__}.{name}: no adapter for a {kind}")

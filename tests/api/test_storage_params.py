@@ -95,11 +95,9 @@ def test_a_batch_of_more_runs_than_the_limit_is_written(record_runs: Writer) -> 
     now = timezone.now()
     batch: list[Record] = []
     for run in runs:
-        key = {"iteration_id": run.pk, "task_id": run.task_id, "index": run.index, "number": 1}
-        batch.append(RunSent(**key, worker_peer_id=PEER, sent_at=now))
-        batch.append(
-            RunEnded(**key, worker_peer_id=PEER, outcome="succeeded", run_state="succeeded")
-        )
+        sent = RunSent(run.pk, run.task_id, run.index, 1, PEER, sent_at=now)
+        batch.append(sent)
+        batch.append(RunEnded(run.pk, run.task_id, run.index, 1, PEER, "succeeded", "succeeded"))
     events = record_runs(batch)
     assert len(events) == 2 * RUNS
     assert events[-1]["completions"] == RUNS
