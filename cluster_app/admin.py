@@ -8,24 +8,26 @@ from django.http import HttpRequest
 
 from cluster_app.models import Worker
 
+_LISTED: tuple[str, ...] = (
+    "peer_id",
+    "connected",
+    "address",
+    "concurrency",
+    "in_flight",
+    "completed",
+    "failed",
+    "last_seen",
+)
+
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = [
-        "peer_id",
-        "connected",
-        "address",
-        "concurrency",
-        "in_flight",
-        "completed",
-        "failed",
-        "last_seen",
-    ]
+    list_display = _LISTED
     list_filter = ["connected"]
     search_fields = ["peer_id", "address"]
     ordering = ["-connected", "-last_seen"]
-    fields = [*list_display, "first_seen"]
-    readonly_fields = tuple(fields)
+    fields = [*_LISTED, "first_seen"]
+    readonly_fields = [*_LISTED, "first_seen"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

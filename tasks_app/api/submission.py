@@ -127,7 +127,7 @@ _NUMBERS = {
     if isinstance(field, serializers.IntegerField | serializers.FloatField)
 }
 _TASK_ID = re.compile(TASK_ID_PATTERN)
-_MAX_DESCRIPTION: int = _FIELDS["description"].max_length
+_MAX_DESCRIPTION: int = _FIELDS["description"].max_length  # type: ignore[attr-defined]  # a CharField
 
 
 def _plain_submission(request: Request) -> Submission | None:
