@@ -40,7 +40,7 @@ def add_cluster_options(parser: Any) -> None:
 
 
 def configure_logging(level: str) -> None:
-    config = dict(settings.LOGGING)
+    config: dict[str, Any] = dict(settings.LOGGING)
     loggers = dict(config.get("loggers", {}))
     loggers["ww"] = {**loggers.get("ww", {}), "level": level}
     config["loggers"] = loggers

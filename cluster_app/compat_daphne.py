@@ -80,6 +80,7 @@ def bound_request_bodies(max_body: int) -> None:
 
     class BoundedWebRequest(base):  # type: ignore[misc, valid-type]  # daphne is untyped
         ww_bounded = True
+        content: Any  # Twisted's Request: the body read so far (a file)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("parsePOSTFormSubmission", False)

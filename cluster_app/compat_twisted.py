@@ -49,6 +49,8 @@ def check_version(installed: str) -> None:
 check_version(importlib.metadata.version("Twisted"))
 
 from twisted.internet.abstract import FileDescriptor  # noqa: E402
+from twisted.internet.protocol import connectionDone  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
 from twisted.web import http  # noqa: E402
 
 from cluster_app.http_guard import warn  # noqa: E402
@@ -84,7 +86,7 @@ class HeaderDeadlineChannel(http.HTTPChannel):
         self._awaiting_head = True
         super().requestDone(request)
 
-    def connectionLost(self, reason: Any) -> None:  # Twisted's name
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # Twisted's name
         self._disarm()
         super().connectionLost(reason)
 
@@ -100,7 +102,8 @@ class HeaderDeadlineChannel(http.HTTPChannel):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        peer = self.transport.getPeer() if self.transport is not None else None
+        transport: Any = self.transport  # an ITransport (zope's interfaces confuse mypy)
+        peer = transport.getPeer() if transport is not None else None
         warn(
             "header-timeout",
             "closed HTTP connection from %s: request headers not complete within %g s "
@@ -108,8 +111,8 @@ class HeaderDeadlineChannel(http.HTTPChannel):
             getattr(peer, "host", "?"),
             self.header_timeout,
         )
-        if self.transport is not None:
-            self.transport.write(_TIMED_OUT)
+        if transport is not None:
+            transport.write(_TIMED_OUT)
         # Twisted's own time-out: close, and abort if the peer does not let go.
         self.timeoutConnection()
 

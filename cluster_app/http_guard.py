@@ -14,7 +14,7 @@ websockets included, so one client cannot crowd out the rest
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.interfaces import IAddress
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -38,7 +38,7 @@ class _CountedConnection(ProtocolWrapper):
     source = ""
 
 
-class PerSourceFactory(WrappingFactory):  # type: ignore[type-arg]  # Twisted's is untyped
+class PerSourceFactory(WrappingFactory):
     """Wraps the HTTP factory and refuses (closes at once) a connection from
     an address that holds `limit` already. It counts at the transport, so a
     connection upgraded to a websocket is still counted until it closes."""
@@ -61,7 +61,7 @@ class PerSourceFactory(WrappingFactory):  # type: ignore[type-arg]  # Twisted's 
             )
             return None
         try:
-            wrapper = super().buildProtocol(addr)
+            wrapper = cast(_CountedConnection, super().buildProtocol(addr))
         except BaseException:
             self.sources.release(source)
             raise

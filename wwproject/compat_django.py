@@ -111,7 +111,8 @@ class ThreadedDjangoHandler(ASGIHandler):
         request, response = self.create_request(scope, body)
         if request is not None:
             response = self.get_response(request)
-        response._handler_class = self.__class__
+        assert response is not None  # create_request gives a request or a response
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # Django's own mark
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
         if not response.streaming:
