@@ -28,7 +28,7 @@ class SecondsField(serializers.FloatField):
             raise serializers.ValidationError("must be a finite number of seconds")
         return value
 
-    def to_representation(self, value: float) -> float | int:
+    def to_representation(self, value: float) -> float | int:  # type: ignore[override]  # a number, not text
         value = float(value)
         return int(value) if value.is_integer() else value
 
@@ -287,7 +287,7 @@ class TaskDetailSerializer(TaskSummarySerializer):
 # (`run_validation`) and rendering (`to_representation`) keep no state on the
 # serializer, so one instance of each shape serves every request and thread.
 
-S = TypeVar("S", bound=serializers.BaseSerializer)
+S = TypeVar("S", bound=serializers.Serializer)
 
 
 @functools.cache
@@ -339,7 +339,7 @@ class TaskDetailDocSerializer(TaskSummarySerializer):
     """`GET /tasks/<id>`: a task with one page of its runs
     (TaskDetailSerializer's output)."""
 
-    runs = RunSerializer(
+    runs = RunSerializer(  # type: ignore[assignment]  # the detail's runs, the summary's count
         many=True,
         read_only=True,
         help_text="one page of the task's runs, by index: `runs_limit` runs from run "
@@ -363,4 +363,6 @@ class ErrorSerializer(serializers.Serializer):
     field = serializers.CharField()
     problem = serializers.CharField()
     detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="every invalid field, on a 400")
+    errors = serializers.DictField(  # type: ignore[assignment]  # a field named errors, in the body
+        required=False, help_text="every invalid field, on a 400"
+    )
