@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import modules  # noqa: E402
-from bench.ours import OurSystem, pct  # noqa: E402
+from bench.measures import pct  # noqa: E402
+from bench.ours import OurSystem  # noqa: E402
 from bench.procs import Procs  # noqa: E402
 
 
