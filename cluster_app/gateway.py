@@ -103,6 +103,7 @@ class GatewayNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._journal_task: asyncio.Task[None] | None = None
         self._modules: OrderedDict[str, bytes] = OrderedDict()  # recently fetched
+        self._cancels = asyncio.Event()  # a cancel here: settle its runs now
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -152,9 +153,8 @@ class GatewayNode:
         self._journal_task = asyncio.create_task(self.journal.run(), name="journal")
         self._spawn(self._take_workers(), "channel-loop")
         self._spawn(self.scheduler.run(), "scheduler")
-        notify.serve_locally(
-            asyncio.get_running_loop(), self.scheduler.add, self.scheduler.cancel_task
-        )
+        notify.serve_locally(asyncio.get_running_loop(), self.scheduler.add, self._task_cancelled)
+        self._spawn(self._settle(), "settle-cancellations")
         self._spawn(self._report_load(), "worker-load")
         self._spawn(self._sweep(), "sweep")
         self._spawn(self._check_liveness(), "liveness")
@@ -314,6 +314,27 @@ class GatewayNode:
                 await self.scheduler.reclaim(grace=settings.WW_RECLAIM_GRACE)
             except Exception:
                 log.exception("sweep failed; trying again later")
+
+    def _task_cancelled(self, task_id: str) -> int:
+        self._cancels.set()
+        return self.scheduler.cancel_task(task_id)
+
+    async def _settle(self) -> None:
+        """Turn the runs a cancel left `pending` cancelled
+        (tasks_app.services.settle_cancellations), chunk by chunk, soon after
+        a cancel here, and every second for those of a cancel elsewhere or
+        before a restart. (The cancel tells us before it commits: the short
+        wait lets it.)"""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cancels.wait(), 1.0)
+                await asyncio.sleep(0.1)
+            self._cancels.clear()
+            try:
+                while await sync_to_async(task_services.settle_cancellations)():
+                    await asyncio.sleep(0.01)  # other writers between chunks
+            except Exception:
+                log.exception("settling cancellations failed; trying again later")
 
     async def _report_load(self) -> None:
         """Keep the registry's in-flight counts near the truth (the pool's),

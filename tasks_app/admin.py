@@ -12,12 +12,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from tasks_app import notify, page_reads, selectors, services
+from tasks_app import notify, page_reads, selectors, services, state_counts
 from tasks_app.models import Attempt, Iteration, Module, Task
 from tasks_app.progress import task_state
 from tasks_app.templatetags.ww_pages import short_peer
@@ -147,18 +147,15 @@ class TaskAdmin(ReadOnlyAdmin):
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Task | None:
-        """The task with its runs counted by state once, in place of the
-        list's annotations (which count every run of every task joined)."""
-        task = Task.objects.filter(pk=object_id).first()
+        """The task with its progress and its runs counted by state (none
+        of it reads every run: tasks_app.state_counts)."""
+        task = selectors.task_list().filter(pk=object_id).first()
         if task is None:
             return None
-        counts = page_reads.run_counts([task.pk])[task.pk]
-        task.run_counts = counts  # type: ignore[attr-defined]
-        task.completions = counts.of(Iteration.State.SUCCEEDED)  # type: ignore[attr-defined]
-        task.runs_finished = counts.finished  # type: ignore[attr-defined]
-        task.runs_failed = counts.of("failed") + counts.of("timed_out")  # type: ignore[attr-defined]
-        task.runs_running = counts.of(Iteration.State.RUNNING)  # type: ignore[attr-defined]
-        task.next_due_at = counts.next_due_at  # type: ignore[attr-defined]
+        task.run_counts = page_reads.RunCounts(  # type: ignore[attr-defined]
+            by_state=state_counts.by_state(task),
+            next_due_at=task.next_due_at,  # type: ignore[attr-defined]  # annotated
+        )
         return task
 
     def change_view(
@@ -171,7 +168,8 @@ class TaskAdmin(ReadOnlyAdmin):
         """The task's page, with its first RUNS_SHOWN runs and their attempts
         (a task may have 100,000 runs: the rest are a link away)."""
         task_id = unquote(object_id)  # the admin's URL quoting (":" is "_3A")
-        runs = page_reads.runs_page(task_id, offset=0, limit=RUNS_SHOWN)
+        task = Task.objects.filter(pk=task_id).first()
+        runs = [] if task is None else page_reads.runs_page(task, offset=0, limit=RUNS_SHOWN)
         context = {
             **(extra_context or {}),
             "runs": runs,
@@ -240,14 +238,50 @@ class TaskAdmin(ReadOnlyAdmin):
         return task.module_id[:12]
 
 
+class RunStateFilter(admin.SimpleListFilter):
+    """Runs by state as every read shows them: a cancelled task's runs that
+    still say `pending` (the settler has not reached them yet) are
+    cancelled."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(Iteration.State.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Iteration]) -> QuerySet[Iteration]:
+        value = self.value()
+        if value is None:
+            return queryset
+        unsettled = Q(state=Iteration.State.PENDING, task__cancelled_at__isnull=False)
+        if value == Iteration.State.PENDING:
+            return queryset.filter(state=value).exclude(unsettled)
+        if value == Iteration.State.CANCELLED:
+            return queryset.filter(Q(state=value) | unsettled)
+        return queryset.filter(state=value)
+
+
 @admin.register(Iteration)
 class IterationAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "task", "index", "due_at", "state", "result", "finished_at"]
-    list_filter = ["state"]
+    list_display = ["__str__", "task", "index", "due_at", "shown_state", "result", "finished"]
+    list_filter = [RunStateFilter]
+    list_select_related = ["task"]
     search_fields = ["task__id"]
-    fields = ["task", "index", "due_at", "state", "result", "error", "finished_at"]
+    fields = ["task", "index", "due_at", "shown_state", "result", "error", "finished"]
     readonly_fields = tuple(fields)
     inlines = [AttemptInline]
+
+    def _shown(self, run: Iteration) -> Iteration:
+        state_counts.shown_as_cancelled(run.task, [run])
+        return run
+
+    @admin.display(description="state", ordering="state")
+    def shown_state(self, run: Iteration) -> str:
+        return str(self._shown(run).state)
+
+    @admin.display(description="finished at", ordering="finished_at")
+    def finished(self, run: Iteration) -> object:
+        return self._shown(run).finished_at
 
 
 @admin.register(Attempt)

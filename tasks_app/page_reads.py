@@ -1,7 +1,7 @@
 """Reads for the pages people look at (the status page, a task's page, the
 admin's task page): counts of runs by state for a few tasks, and one page of
 a task's runs with their attempts. Each is bounded by what one page shows,
-so a task of 100,000 runs costs one grouped count, never a read of every run.
+so a task of 100,000 runs never costs a read of every run.
 
 (`selectors` holds the API's reads; these are the pages' own.)"""
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Prefetch
+from django.db.models import Prefetch
 from django.utils import timezone
 
+from tasks_app import state_counts
 from tasks_app.models import Attempt, Iteration, Task, WorkerNode
 
 State = Iteration.State
@@ -55,26 +56,17 @@ class RunCounts:
 
 def run_counts(task_ids: list[str]) -> dict[str, RunCounts]:
     """Counts by state (and the next pending run's due time) for each of
-    `task_ids`, in two grouped queries."""
+    `task_ids`, in one query that does not read every run
+    (tasks_app.state_counts: a cancelled task's runs not started count as
+    cancelled)."""
     counts = {task_id: RunCounts() for task_id in task_ids}
     if not task_ids:
         return counts
-    rows = (
-        Iteration.objects.filter(task_id__in=task_ids)
-        .values_list("task_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for task_id, state, n in rows:
-        counts[task_id].by_state[state] = n
-    due = (
-        Iteration.objects.filter(task_id__in=task_ids, state=State.PENDING)
-        .values_list("task_id")
-        .annotate(first=Min("due_at"))
-        .order_by()
-    )
-    for task_id, first in due:
-        counts[task_id].next_due_at = first
+    for task in state_counts.annotate(Task.objects.filter(pk__in=task_ids)).order_by():
+        counts[task.pk] = RunCounts(
+            by_state=state_counts.by_state(task),
+            next_due_at=task.next_due_at,  # type: ignore[attr-defined]  # annotated
+        )
     return counts
 
 
@@ -85,15 +77,18 @@ def recent_tasks(limit: int) -> list[tuple[Task, RunCounts]]:
     return [(task, counts[task.pk]) for task in tasks]
 
 
-def runs_page(task_id: str, *, offset: int, limit: int) -> list[Iteration]:
+def runs_page(task: Task, *, offset: int, limit: int) -> list[Iteration]:
     """Runs `offset` .. `offset + limit` of a task (by index), each with its
-    attempts in number order."""
+    attempts in number order, shown as every read shows them (a cancelled
+    task's runs not started are cancelled)."""
     attempts = Prefetch("attempts", queryset=Attempt.objects.order_by("number"))
-    return list(
-        Iteration.objects.filter(task_id=task_id)
+    runs = list(
+        Iteration.objects.filter(task_id=task.pk)
         .order_by("index")
         .prefetch_related(attempts)[offset : offset + limit]
     )
+    state_counts.shown_as_cancelled(task, runs)
+    return runs
 
 
 @dataclass(frozen=True)

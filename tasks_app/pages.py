@@ -93,7 +93,7 @@ def task_page(request: HttpRequest, task_id: str) -> HttpResponse:
     pages = max(1, -(-counts.total // RUNS_PER_PAGE))
     number = _page_number(request.GET.get("page"), pages)
     offset = (number - 1) * RUNS_PER_PAGE
-    runs = page_reads.runs_page(task.pk, offset=offset, limit=RUNS_PER_PAGE)
+    runs = page_reads.runs_page(task, offset=offset, limit=RUNS_PER_PAGE)
     return render(
         request,
         "tasks_app/task.html",

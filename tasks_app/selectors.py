@@ -6,10 +6,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from tasks_app import schedule
+from tasks_app import schedule, state_counts
 from tasks_app.exceptions import TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
 
@@ -17,118 +17,67 @@ State = Iteration.State
 
 
 def task_list() -> QuerySet[Task]:
-    """Tasks with their progress counted from their runs."""
-    return Task.objects.annotate(
-        runs_total=Count("iterations"),
-        completions=Count("iterations", filter=Q(iterations__state=State.SUCCEEDED)),
-        runs_finished=Count("iterations", filter=Q(iterations__state__in=Iteration.FINAL_STATES)),
-        runs_failed=Count(
-            "iterations", filter=Q(iterations__state__in=[State.FAILED, State.TIMED_OUT])
-        ),
-        runs_running=Count("iterations", filter=Q(iterations__state=State.RUNNING)),
-        next_due_at=Min("iterations__due_at", filter=Q(iterations__state=State.PENDING)),
-    ).order_by("received_at", "id")
+    """Tasks with their progress (tasks_app.state_counts: a cancelled task's
+    runs not started count as cancelled), oldest first."""
+    return state_counts.annotate(Task.objects.all()).order_by("received_at", "id")
 
 
 def tasks_oldest_first() -> QuerySet[Task]:
     """Every task, oldest first, without progress: `with_progress` counts it
-    for a page of them (counting it for every task, as `task_list` does,
-    and then taking a page costs a scan of every run)."""
+    for a page of them."""
     return Task.objects.order_by("received_at", "id")
 
 
 def with_progress(tasks: list[Task]) -> list[Task]:
-    """`tasks` with the progress `task_list` annotates, counted for these
-    tasks only, in one query."""
-    if not tasks:
-        return tasks
-    rows = (
-        Iteration.objects.filter(task_id__in=[task.pk for task in tasks])
-        .values("task_id")
-        .annotate(
-            runs_total=Count("id"),
-            completions=Count("id", filter=Q(state=State.SUCCEEDED)),
-            runs_finished=Count("id", filter=Q(state__in=Iteration.FINAL_STATES)),
-            runs_failed=Count("id", filter=Q(state__in=[State.FAILED, State.TIMED_OUT])),
-            runs_running=Count("id", filter=Q(state=State.RUNNING)),
-            next_due_at=Min("due_at", filter=Q(state=State.PENDING)),
-        )
-        .order_by()
-    )
-    progress = {row.pop("task_id"): row for row in rows}
-    none = dict.fromkeys(_PROGRESS, 0) | {"next_due_at": None}
-    for task in tasks:
-        for name, value in progress.get(task.pk, none).items():
-            setattr(task, name, value)
+    """`tasks` with the progress `task_list` annotates (and `runs_by_state`),
+    counted for these tasks only, in one query whose cost does not grow
+    with their runs (tasks_app.state_counts)."""
+    if tasks:
+        counted = state_counts.annotate(Task.objects.filter(pk__in=[task.pk for task in tasks]))
+        state_counts.copy_onto(tasks, counted.order_by())
     return tasks
-
-
-_PROGRESS = ("runs_total", "completions", "runs_finished", "runs_failed", "runs_running")
 
 
 def as_new(task: Task) -> Task:
     """A task just stored, with the progress `task_list` would count for it,
     without asking the database again."""
     first_due = schedule.due_time(task.received_at, start=task.start, delay=task.delay, index=0)
-    return _with_progress(task, runs=task.run_count, states=Counter(), next_due_at=first_due)
+    task.runs_total = task.run_count  # type: ignore[attr-defined]
+    for name in ("completions", "runs_finished", "runs_failed", "runs_running"):
+        setattr(task, name, 0)
+    task.next_due_at = first_due  # type: ignore[attr-defined]
+    return task
 
 
 def task_summary(task_id: str) -> Task:
     """One task with its progress and `runs_by_state` (run counts by
-    state, every state present), without its runs: one query for the task,
-    one for the counts."""
-    try:
-        task = Task.objects.get(pk=task_id)
-    except Task.DoesNotExist:
-        raise TaskNotFound(task_id) from None
-    return _with_state_counts(task)
+    state, every state present), without its runs: one query."""
+    task = state_counts.annotate(Task.objects.filter(pk=task_id)).first()
+    if task is None:
+        raise TaskNotFound(task_id)
+    task.runs_by_state = state_counts.by_state(task)  # type: ignore[attr-defined]
+    return task
 
 
 def task_detail(task_id: str, *, runs_limit: int = 100, runs_offset: int = 0) -> Task:
     """`task_summary` and one page of its runs with their attempts, as
     `runs_page`: runs `runs_offset` … `runs_offset + runs_limit - 1` by
-    index. Nothing here grows with the task's size but the counting, which
-    the database does: a task of 100,000 runs reads 100 of them.
+    index. Nothing here grows with the task's size: a task of 100,000 runs
+    reads 100 of them and counts only its running and failed ones.
 
     The page and the counts are two reads; a run that ends between them
     may show its new state in one and not yet in the other (reading both
     in one transaction would, on SQLite, take the write lock)."""
     task = task_summary(task_id)
-    runs = (
+    runs = list(
         Iteration.objects.filter(
             task_id=task_id, index__gte=runs_offset, index__lt=runs_offset + runs_limit
         )
         .order_by("index")
         .prefetch_related("attempts")
     )
-    task.runs_page = list(runs)  # type: ignore[attr-defined]
-    return task
-
-
-def _with_state_counts(task: Task) -> Task:
-    """Set on `task` its runs counted by state and the progress `task_list`
-    annotates, from one aggregate over its runs (one pass, one row: no run
-    is loaded)."""
-    counts = Iteration.objects.filter(task_id=task.pk).aggregate(
-        **{state: Count("id", filter=Q(state=state)) for state in State.values},
-        next_due_at=Min("due_at", filter=Q(state=State.PENDING)),
-    )
-    next_due_at = counts.pop("next_due_at")
-    states = Counter({state: counts[state] for state in State.values})
-    task.runs_by_state = {state: states[state] for state in State.values}  # type: ignore[attr-defined]
-    return _with_progress(task, runs=sum(states.values()), states=states, next_due_at=next_due_at)
-
-
-def _with_progress(
-    task: Task, *, runs: int, states: Counter[str], next_due_at: datetime | None
-) -> Task:
-    """Set on `task` the progress `task_list` annotates, from its runs' states."""
-    task.runs_total = runs  # type: ignore[attr-defined]
-    task.completions = states[State.SUCCEEDED]  # type: ignore[attr-defined]
-    task.runs_finished = sum(states[s] for s in Iteration.FINAL_STATES)  # type: ignore[attr-defined]
-    task.runs_failed = states[State.FAILED] + states[State.TIMED_OUT]  # type: ignore[attr-defined]
-    task.runs_running = states[State.RUNNING]  # type: ignore[attr-defined]
-    task.next_due_at = next_due_at  # type: ignore[attr-defined]
+    state_counts.shown_as_cancelled(task, runs)
+    task.runs_page = runs  # type: ignore[attr-defined]
     return task
 
 

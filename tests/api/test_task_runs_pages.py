@@ -37,6 +37,12 @@ def set_states(task_id: str, state_of: dict[int, str]) -> None:
                 'UPDATE tasks_app_iteration SET state = %s WHERE task_id = %s AND "index" = %s',
                 [state, task_id, index],
             )
+        # Succeeded runs are read from the task row, which the journal keeps.
+        cursor.execute(
+            "UPDATE tasks_app_task SET succeeded_count = (SELECT COUNT(*) FROM"
+            " tasks_app_iteration WHERE task_id = %s AND state = 'succeeded') WHERE id = %s",
+            [task_id, task_id],
+        )
 
 
 def count_in_table(task_id: str, state: str) -> int:
