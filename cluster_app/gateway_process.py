@@ -31,12 +31,17 @@ import daphne.server
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
 from channels.worker import Worker as ChannelsWorker
-from twisted.internet import defer, reactor
+from twisted.internet import defer
+from twisted.internet import reactor as _reactor
 
 from cluster_app import compat_daphne
 from cluster_app.consumers import GATEWAY_CHANNEL, GatewayConsumer
 from cluster_app.gateway import GatewayConfig, GatewayNode
 from tasks_app import notify
+
+# Twisted types the installed reactor as its module; it is the asyncio reactor
+# daphne installed, with every reactor interface.
+reactor: Any = _reactor
 
 log = logging.getLogger("ww.gateway")
 
