@@ -4,7 +4,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("cluster_app", "0002_workernode_to_tasks_app"),
         ("tasks_app", "0004_workernode_from_cluster_app"),
