@@ -24,6 +24,7 @@ from typing import Any
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 # A run in one of these states has its last answer (tasks_app's final states).
@@ -144,23 +145,29 @@ class RunEvents:
         self._messages: list[str] = []
         self._partial: list[bytes] = []
         self._open = False
+        self._closed = False  # the server closed (or the socket ended)
         self._proto.send_request(self._proto.connect())
         self._flush()
         deadline = time.monotonic() + timeout
         while not self._open:
+            if self._closed:
+                raise ConnectionError("websocket closed during the handshake")
             self._read(deadline - time.monotonic())
 
     def recv_json(self, timeout: float) -> Any:
         """The next text message, parsed; TimeoutError if none came in time."""
         deadline = time.monotonic() + timeout
         while not self._messages:
+            if self._closed:
+                raise ConnectionError("websocket closed by the server")
             self._read(deadline - time.monotonic())
         return json.loads(self._messages.pop(0))
 
     def close(self) -> None:
         try:
-            self._proto.send_close()
-            self._flush()
+            if self._proto.state is State.OPEN:  # not after the server's close
+                self._proto.send_close()
+                self._flush()
         except OSError:
             pass
         finally:
@@ -181,12 +188,11 @@ class RunEvents:
             self._proto.receive_data(data)
         else:
             self._proto.receive_eof()
+            self._closed = True
         self._flush()  # pongs and close replies the protocol queued
         self._take_events()
         if not self._open and self._proto.handshake_exc is not None:
             raise ConnectionError(f"websocket handshake: {self._proto.handshake_exc}")
-        if not data:
-            raise ConnectionError("websocket closed by the server")
 
     def _take_events(self) -> None:
         for event in self._proto.events_received():
@@ -199,7 +205,7 @@ class RunEvents:
                     self._messages.append(b"".join(self._partial).decode())
                     self._partial = []
             elif event.opcode == Opcode.CLOSE:
-                raise ConnectionError("websocket closed by the server")
+                self._closed = True  # messages before it are still read
 
     def _flush(self) -> None:
         for chunk in self._proto.data_to_send():

@@ -1,0 +1,173 @@
+"""The bench's report (bench/report.py): targets judged as declared, figures
+formatted as the table shows them, and the table built from the declared
+measures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.report import (
+    MEASURES,
+    AtLeast,
+    AtMost,
+    Exactly,
+    Measure,
+    PeerTimesAtLeast,
+    PeerTimesAtMost,
+    cell,
+    rows,
+    table,
+)
+
+RESULTS_MD = Path(__file__).resolve().parents[2] / "bench" / "RESULTS.md"
+figures = st.floats(min_value=0, max_value=1e6, allow_nan=False)
+positive = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False)
+
+
+@given(ours=figures, limit=figures)
+def test_at_most_is_met_exactly_when_ours_is_not_above(ours: float, limit: float) -> None:
+    assert AtMost(limit).judge(ours, None) is (ours <= limit)
+    assert AtLeast(limit).judge(ours, None) is (ours >= limit)
+
+
+def test_no_figure_is_cannot_say_unless_declared_a_failure() -> None:
+    assert AtMost(5).judge(None, None) is None
+    assert AtMost(1, missing=False).judge(None, None) is False
+    assert AtLeast(1.9).judge(None, None) is None
+    assert Exactly(0).judge(None, None) is False
+
+
+@given(ours=figures, peer=positive, factor=st.sampled_from([0.5, 1.0, 2.0]))
+def test_peer_targets_compare_ours_to_a_multiple_of_the_peer(
+    ours: float, peer: float, factor: float
+) -> None:
+    assert PeerTimesAtMost(factor).judge(ours, peer) is (ours <= factor * peer)
+    assert PeerTimesAtLeast(factor).judge(ours, peer) is (ours / peer >= factor)
+
+
+def test_peer_targets_cannot_say_without_both_figures() -> None:
+    assert PeerTimesAtMost().judge(1.0, None) is None
+    assert PeerTimesAtMost().judge(None, 1.0) is None
+    assert PeerTimesAtLeast(2).judge(3.0, 0) is None
+
+
+def test_target_texts() -> None:
+    assert AtMost(5.0).text("ms") == "<= 5 ms"
+    assert AtMost(1.0, missing=False).text("s") == "<= 1 s"
+    assert AtMost(1.3).text("x") == "<= 1.3x"
+    assert AtMost(1.5).text("") == "<= 1.5"
+    assert AtLeast(1.9).text("x") == ">= 1.9x"
+    assert Exactly(0).text("runs") == "0"
+    assert PeerTimesAtMost(1).text("ms") == "<= celery"
+    assert PeerTimesAtLeast(2).text("runs/s") == ">= 2x celery"
+
+
+def test_cells() -> None:
+    assert cell(None) == "-"
+    assert cell(float("inf"), 2) == "inf"
+    assert cell(2.0 / 3, 2) == "0.67"
+    assert cell(1.234, 2, "x") == "1.23x"
+    assert cell(3, 2) == "3"  # counts are shown whole
+    assert cell(1.5, 1, "ms") == "1.5"  # the unit is in the measure's name
+
+
+@given(value=st.floats(allow_nan=False, allow_infinity=False), digits=st.integers(0, 4))
+def test_a_cell_shows_the_figure_to_its_digits(value: float, digits: int) -> None:
+    text = cell(value, digits)
+    assert math.isclose(float(text), value, abs_tol=10**-digits, rel_tol=1e-9)
+    assert len(text.partition(".")[2]) == digits
+
+
+def test_a_row_is_name_ours_peer_ratio_target_verdict() -> None:
+    m = Measure(
+        "s",
+        lambda t: f"thing at N={t['n']}, ms",
+        "ms",
+        lambda t: t["ours"],
+        lambda t: t["peer"],
+        digits=2,
+        target=PeerTimesAtMost(1),
+    )
+    assert m.row({"n": 3, "ours": 1.0, "peer": 4.0}) == (
+        "thing at N=3, ms",
+        "1.00",
+        "4.00",
+        "0.25x",
+        "<= celery",
+        "yes",
+    )
+    assert m.row({"n": 3, "ours": 5.0, "peer": 4.0})[5] == "NO"
+    assert m.row({"n": 3, "ours": None, "peer": 4.0})[1:] == ("-", "4.00", "-", "<= celery", "-")
+
+
+def test_several_peer_figures_share_the_cell_and_have_no_ratio() -> None:
+    m = Measure(
+        "s",
+        "lost",
+        "runs",
+        lambda t: t["a"],
+        (lambda t: t["b"], lambda t: t["c"]),
+        target=Exactly(0),
+    )
+    assert m.row({"a": 0, "b": 1, "c": None}) == ("lost", "0", "1 / -", "-", "0", "yes")
+
+
+def test_only_measured_sections_have_rows() -> None:
+    scale = {
+        "stored_tasks": 10,
+        "list_first_page": {"p50_ms": 70.0},
+        "gateway_rss_mb": 150.0,
+        "fairness": {"ratio": 1.2, "workers_in_pool": 100},
+    }
+    results = {"scale": scale}
+    assert rows(results) == [
+        ("GET /tasks first page p50, ms (10 tasks)", "70.0", "-", "-", "<= 50 ms", "NO"),
+        ("gateway RSS, MB (after 100 workers + runs)", "150.0", "-", "-", "<= 200 MB", "yes"),
+        ("fairness max/min runs per worker (100 conns)", "1.20", "-", "-", "<= 1.5", "yes"),
+    ]
+    assert rows({}) == []
+
+
+def test_a_failed_side_shows_no_figure_and_no_verdict() -> None:
+    results = {
+        "roundtrip": {
+            "ours": {"p50_ms": 2.0, "p99_ms": 5.0},
+            "ours_websocket": {"error": "ConnectionError: x", "p50_ms": None, "p99_ms": None},
+            "celery": {"p50_ms": 2.5, "p99_ms": 4.0},
+        }
+    }
+    assert rows(results)[2] == (
+        "round trip p50, ms (ours: result via websocket)",
+        "-",
+        "2.50",
+        "-",
+        "<= celery",
+        "-",
+    )
+
+
+def test_every_measure_names_a_section_the_bench_writes() -> None:
+    written = {
+        "throughput", "roundtrip", "punctuality", "loss", "scaling", "wasm", "scale", "big_task"
+    }  # fmt: skip
+    assert {m.section for m in MEASURES} == written
+
+
+def _results_md() -> tuple[dict[str, Any], str]:
+    text = RESULTS_MD.read_text()
+    doc = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
+    return doc, "\n".join(line for line in text.splitlines() if line.startswith("|"))
+
+
+def test_the_committed_results_give_the_committed_table() -> None:
+    """bench/RESULTS.md holds a full run's JSON and the table printed from
+    it: the declared measures must print that table from that JSON, row for
+    row (the rows the bench printed before its table was declared)."""
+    doc, committed = _results_md()
+    assert table(doc["results"]).splitlines() == committed.splitlines()
