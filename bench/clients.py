@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -198,6 +198,8 @@ class RunEvents:
         for event in self._proto.events_received():
             if isinstance(event, Response):
                 self._open = self._proto.handshake_exc is None
+                continue
+            if not isinstance(event, Frame):
                 continue
             if event.opcode in (Opcode.TEXT, Opcode.CONT):
                 self._partial.append(event.data)

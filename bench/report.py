@@ -191,11 +191,15 @@ def _at(*path: str) -> Getter:
     return get
 
 
+def _throughput_name(label: str) -> Callable[[Section], str]:
+    return lambda t: f"throughput, runs/s ({label}, N={t['runs']})"
+
+
 def _throughput() -> list[Measure]:
     out = [
         Measure(
             "throughput",
-            lambda t, label=label: f"throughput, runs/s ({label}, N={t['runs']})",
+            _throughput_name(label),
             "runs/s",
             _at(key, "runs_per_s"),
             _at("celery", "runs_per_s"),
@@ -251,23 +255,23 @@ def _roundtrip() -> list[Measure]:
     return out
 
 
-def _of_repetitions(shape: str) -> Callable[[Section], str]:
-    def suffix(t: Section) -> str:
+def _lateness_name(shape: str, stat: str) -> Callable[[Section], str]:
+    def name(t: Section) -> str:
         reps = len(t[shape]["ours"].get("repetitions", [])) or 1
-        return f" (median of {reps})" if reps > 1 else ""
+        of = f" (median of {reps})" if reps > 1 else ""
+        return f"lateness {shape} {stat}, ms{of}"
 
-    return suffix
+    return name
 
 
 def _punctuality() -> list[Measure]:
     out = []
     for shape, limit in (("burst", 5.0), ("spaced_10ms", 2.0)):
-        of = _of_repetitions(shape)
         for stat in ("p50", "p99", "max"):
             out.append(
                 Measure(
                     "punctuality",
-                    lambda t, shape=shape, stat=stat, of=of: f"lateness {shape} {stat}, ms{of(t)}",
+                    _lateness_name(shape, stat),
                     "ms",
                     _at(shape, "ours", f"{stat}_ms"),
                     _at(shape, PEER, f"{stat}_ms"),
@@ -425,6 +429,10 @@ def _scale() -> list[Measure]:
     ]
 
 
+def _big_task_name(label: str) -> Callable[[Section], str]:
+    return lambda t: f"{t.get('runs_per_big_task', '?')}-run task: {label}"
+
+
 def _big_task() -> list[Measure]:
     """bench/big_task.py's figures (issue 14.2): its targets are the detail
     and the cancel of a 100,000-run task; `GET /tasks` "unaffected" has no
@@ -442,7 +450,7 @@ def _big_task() -> list[Measure]:
     return [
         Measure(
             "big_task",
-            lambda t, label=label: f"{t.get('runs_per_big_task', '?')}-run task: {label}",
+            _big_task_name(label),
             "ms",
             _at(key, "p50_ms"),
             target=target,

@@ -17,12 +17,15 @@ from bench.progress import log
 
 def ours_polling(sys_: OurSystem, wasm: bytes, n: int, poll: float = 0.001) -> dict[str, Any]:
     """POST one run due now; poll GET /tasks/<id> until it is final."""
-    totals, post_ms, parts = (
-        [],
-        [],
-        {"receipt_to_sent": [], "sent_to_started": [], "exec": [], "finished_to_visible": []},
-    )
-    polls = []
+    totals: list[float] = []
+    post_ms: list[float] = []
+    parts: dict[str, list[float]] = {
+        "receipt_to_sent": [],
+        "sent_to_started": [],
+        "exec": [],
+        "finished_to_visible": [],
+    }
+    polls: list[int] = []
     errors = 0
     client = sys_.lean_client()
     for _ in range(n):
