@@ -9,8 +9,6 @@ wraps at 255) until it has heard what it needs. Pure: no I/O, no Django.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from cluster_app.identity import peer_id_bytes
 
 MAX_DISTANCE = 255
@@ -51,10 +49,3 @@ def next_distance(d: int, step: int) -> int:
     return (d + step) % (MAX_DISTANCE + 1)
 
 
-def survey_distances(start: int, step: int) -> Iterator[int]:
-    """The endless sequence of distances a requester surveys with."""
-    _check_distance(start)
-    distance = start
-    while True:
-        yield distance
-        distance = next_distance(distance, step)
