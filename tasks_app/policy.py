@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from tasks_app.models import Iteration
+
+State = Iteration.State
+
 RETRY_DELAY_MAX = 30.0  # s
 
 
@@ -23,7 +27,7 @@ def retry_after_ending(*, state: str, number: int, retries: int, cancelled: bool
     """Whether a run whose attempt `number` ended in `state` (as the worker
     says) is tried again: a trap or a timeout, while the task allows
     `retries` more attempts and is not cancelled."""
-    return state in ("failed", "timed_out") and number <= retries and not cancelled
+    return state in (State.FAILED, State.TIMED_OUT) and number <= retries and not cancelled
 
 
 def after_loss(*, number: int, max_attempts: int, cancelled: bool) -> str:
@@ -31,8 +35,8 @@ def after_loss(*, number: int, max_attempts: int, cancelled: bool) -> str:
     went away or answered nothing usable): `pending` (tried again),
     `cancelled`, or `failed` once `max_attempts` are spent."""
     if cancelled:
-        return "cancelled"
-    return "pending" if number < max_attempts else "failed"
+        return State.CANCELLED
+    return State.PENDING if number < max_attempts else State.FAILED
 
 
 def batch_room(typical: float | None, *, batch_time: float) -> int:

@@ -30,6 +30,7 @@ from django.utils import timezone
 from tasks_app import metrics, policy, schedule, selectors
 from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.journal import Journal, RunEnded, RunSent
+from tasks_app.models import Attempt, Iteration
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
 from tasks_app.policy import retry_delay
 from tasks_app.pool import PooledWorker, WorkerPool
@@ -38,6 +39,9 @@ from tasks_app.run_times import Kind, RunTimes
 from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.scheduler")
+
+State = Iteration.State
+Outcome = Attempt.Outcome
 
 _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
 _REFILL_RETRY = 0.1  # s: before reading the database again for more runs
@@ -219,12 +223,12 @@ class Scheduler:
                     index=run.index,
                     number=attempt.number,
                     worker_peer_id=attempt.worker_peer_id,
-                    outcome="lost",
+                    outcome=Outcome.LOST,
                     run_state=run_state,
                     error=error,
                 )
             )
-            if run_state == "pending":
+            if run_state == State.PENDING:
                 self._tries[run.iteration_id] = attempt.number
                 self._retry_later(run, attempt.number)
         if reclaimed:
@@ -488,7 +492,7 @@ class Scheduler:
             RunEnded(
                 **_attempt_of(run, worker, number),
                 outcome=state,
-                run_state="pending" if retry else state,
+                run_state=State.PENDING if retry else state,
                 result=outcome.result,
                 error=outcome.error,
                 exit_code=outcome.exit_code,
@@ -497,7 +501,7 @@ class Scheduler:
             )
         )
         # One line per run is too many for a busy cluster: failures at INFO only.
-        (log.debug if state == "succeeded" else log.info)(
+        (log.debug if state == State.SUCCEEDED else log.info)(
             "run %s#%d %s on %s%s",
             run.task_id,
             run.index,
@@ -551,12 +555,14 @@ class Scheduler:
         run_state = policy.after_loss(
             number=number, max_attempts=self._max_attempts, cancelled=run.task_id in self._cancelled
         )
-        retry = run_state == "pending"
-        error = f"gave up after {number} attempts: {reason}" if run_state == "failed" else reason
+        retry = run_state == State.PENDING
+        error = (
+            f"gave up after {number} attempts: {reason}" if run_state == State.FAILED else reason
+        )
         self._journal.append(
             RunEnded(
                 **_attempt_of(run, worker, number),
-                outcome="lost",
+                outcome=Outcome.LOST,
                 run_state=run_state,
                 error=error,
             )

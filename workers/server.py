@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import schema
+from cluster_app.worker_link import WIRE_STATES
 from tasks_app.modules import module_hash
 from workers.execution_log import ExecutionLog
 from workers.executor import Executor
@@ -19,14 +20,6 @@ from workers.fetch import ModuleFetcher, ModuleUnavailable
 from workers.runs import RunOutcome, RunRequest
 
 log = logging.getLogger("ww.worker")
-
-# The executor's run states as the Outcome struct's enum spells them.
-_STATES = {
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "timed_out": "timedOut",
-    "cancelled": "cancelled",
-}
 
 
 def run_key(task_id: str, iteration: int) -> str:
@@ -137,7 +130,7 @@ class WorkerServer(schema.worker.Worker.Server):
 
 def _fill(result: Any, outcome: RunOutcome) -> None:
     """An Outcome struct from what the executor says."""
-    result.state = _STATES[outcome.state]
+    result.state = WIRE_STATES[outcome.state]
     result.result = outcome.result
     result.error = outcome.error
     result.hasExitCode = outcome.exit_code is not None
