@@ -62,7 +62,7 @@ def run_counts(task_ids: list[str]) -> dict[str, RunCounts]:
     counts = {task_id: RunCounts() for task_id in task_ids}
     if not task_ids:
         return counts
-    for task in state_counts.annotate(Task.objects.filter(pk__in=task_ids)).order_by():
+    for task in state_counts.counted().filter(pk__in=task_ids).order_by():
         counts[task.pk] = RunCounts(
             by_state=state_counts.by_state(task),
             next_due_at=task.next_due_at,  # type: ignore[attr-defined]  # annotated

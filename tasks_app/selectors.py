@@ -19,7 +19,7 @@ State = Iteration.State
 def task_list() -> QuerySet[Task]:
     """Tasks with their progress (tasks_app.state_counts: a cancelled task's
     runs not started count as cancelled), oldest first."""
-    return state_counts.annotate(Task.objects.all()).order_by("received_at", "id")
+    return state_counts.counted().order_by("received_at", "id")
 
 
 def tasks_oldest_first() -> QuerySet[Task]:
@@ -33,7 +33,7 @@ def with_progress(tasks: list[Task]) -> list[Task]:
     counted for these tasks only, in one query whose cost does not grow
     with their runs (tasks_app.state_counts)."""
     if tasks:
-        counted = state_counts.annotate(Task.objects.filter(pk__in=[task.pk for task in tasks]))
+        counted = state_counts.counted().filter(pk__in=[task.pk for task in tasks])
         state_counts.copy_onto(tasks, counted.order_by())
     return tasks
 
@@ -52,7 +52,7 @@ def as_new(task: Task) -> Task:
 def task_summary(task_id: str) -> Task:
     """One task with its progress and `runs_by_state` (run counts by
     state, every state present), without its runs: one query."""
-    task = state_counts.annotate(Task.objects.filter(pk=task_id)).first()
+    task = state_counts.counted().filter(pk=task_id).first()
     if task is None:
         raise TaskNotFound(task_id)
     task.runs_by_state = state_counts.by_state(task)  # type: ignore[attr-defined]

@@ -300,9 +300,7 @@ def cancel_task(*, task_id: str) -> Cancellation:
 
 def _not_started(task_id: str) -> int:
     """A task's runs still pending, without counting them one by one."""
-    return state_counts.annotate(Task.objects.filter(pk=task_id)).values_list(
-        "n_pending", flat=True
-    )[0]
+    return state_counts.by_state(state_counts.counted().get(pk=task_id))[State.PENDING]
 
 
 def _cancel_not_started(task: Task, *, limit: int | None) -> list[Iteration]:
