@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import resource
 import signal as signals_module
@@ -37,6 +36,7 @@ from twisted.internet import reactor as _reactor
 from cluster_app import compat_daphne
 from cluster_app.consumers import GATEWAY_CHANNEL, GatewayConsumer
 from cluster_app.gateway import GatewayConfig, GatewayNode
+from cluster_app.process_memory import return_large_blocks_to_the_system, trim_now_and_then
 from tasks_app import notify
 
 # Twisted types the installed reactor as its module; it is the asyncio reactor
@@ -147,6 +147,7 @@ class GatewayProcess:
         )
         worker = ChannelsWorker(router, [GATEWAY_CHANNEL], layer)
         worker_task = asyncio.create_task(worker.arun(), name="channels-worker")
+        trim_task = asyncio.create_task(trim_now_and_then(), name="memory-trim")
         try:
             await layer.send(GATEWAY_CHANNEL, {"type": "gateway.start"})
             await self._announce()
@@ -154,9 +155,10 @@ class GatewayProcess:
             await layer.send(GATEWAY_CHANNEL, {"type": "gateway.stop"})
             await asyncio.wait_for(self._stopped.wait(), 30)
         finally:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await worker_task
+            for task in (trim_task, worker_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             # Consumers hold no capability now; drop our own references too.
             self.node.pool.clear()
 
@@ -204,26 +206,6 @@ def raise_descriptor_limit() -> None:
         log.warning("open file limit stays %d: cannot raise it to %d (%s)", soft, target, exc)
         return
     log.info("open file limit raised from %d to %d", soft, target)
-
-
-# glibc's mallopt parameter: blocks at least this large are mmap()ed.
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 128 * 1024
-
-
-def return_large_blocks_to_the_system() -> None:
-    """Make memory freed after a burst go back to the system. Every TLS
-    connection holds a 256 KiB buffer (asyncio's); glibc raises its mmap
-    threshold the first time such a block is freed, after which these come
-    from the heap and, freed, stay in the process (a flood of connections
-    left its RSS up by their whole size). A fixed threshold keeps blocks
-    of 128 KiB and more mapped on their own, unmapped when freed."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return  # not glibc: its allocator has its own policy
-    if not mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD):
-        log.warning("could not set malloc's mmap threshold; memory freed after a flood may stay")
 
 
 def _escape(host: str) -> str:
