@@ -13,8 +13,11 @@ on its own keep-alive connection:
 3. `GET /tasks` while `--load` clients request `GET /tasks/<big id>` back to
    back (the issue's "two such requests in flight");
 4. `DELETE /tasks/<big id>` of each big task in turn (each cancels its
-   100,000 pending runs: the real cost), with `GET /tasks` measured
-   meanwhile; then DELETE again (already cancelled: what a repeat costs).
+   100,000 pending runs), with `GET /tasks` measured meanwhile and while
+   the gateway's settler turns the rows the cancels left `pending`
+   cancelled (`settled_s`: from the last DELETE's answer until `ww_runs`
+   shows none of them pending); then DELETE again (already cancelled:
+   what a repeat costs).
 
 Prints p50/p90/max in ms and the response sizes as one JSON document
 (`--json PATH` also writes it). Not a test: nothing here asserts a time.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import tempfile
@@ -104,6 +108,22 @@ class Background:
             thread.join()
 
 
+def settled_after(client: httpx.Client, *, pending: int) -> float:
+    """Seconds until the database holds no more than `pending` runs in
+    state pending (`ww_runs`, counted at scrape time): how long the
+    gateway's settler takes to turn the cancelled runs' rows cancelled
+    (every read shows them cancelled from the DELETE on)."""
+    t0 = time.perf_counter()
+    while True:
+        text = client.get("/metrics").text
+        found = re.search(r'^ww_runs\{state="pending"\} (\S+)$', text, re.MULTILINE)
+        if found is not None and float(found.group(1)) <= pending:
+            return time.perf_counter() - t0
+        if time.perf_counter() - t0 > 300:
+            raise TimeoutError("the cancelled runs were not settled in 300 s")
+        time.sleep(0.05)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +169,7 @@ def main() -> int:
 
             with Background(base_url, "GET", ["/tasks"], 1) as lister:
                 first = [timed(detail, "DELETE", path) for path in paths]
+                out["settled_s"] = settled_after(detail, pending=args.small)
             out["delete_first"] = {**stats([ms for ms, _ in first]), "bytes": first[0][1]}
             out["list_during_deletes"] = {**stats(lister.times), "errors": len(lister.errors)}
             out["delete_again"] = repeat(detail, "DELETE", paths[0], args.n)
@@ -178,6 +199,7 @@ def main() -> int:
     ):
         m = out[name]
         print(f"{name:26} p50 {m['p50_ms']:8.1f} ms  p90 {m['p90_ms']:8.1f}  (n={m['n']})")
+    print(f"{'settled_s':26} {out['settled_s']:8.2f} s after the last DELETE")
     return 0
 
 
