@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -267,3 +268,39 @@ def _expected_state(shown: dict[str, int]) -> str:
             return "succeeded"
         return "failed" if shown["failed"] + shown["timed_out"] else "cancelled"
     return "running" if finished or shown["running"] else "scheduled"
+
+
+def test_the_admin_shows_runs_the_settler_has_not_reached_as_cancelled(client: Client) -> None:
+    User.objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
+    client.login(username="admin", password="pw-for-tests")
+    big_task(client)
+    big_task(client, "open", runs=3)
+    end_runs("big", {0: "succeeded"})
+    client.delete("/tasks/big")
+    assert rows_by_state("big")["pending"] > 0
+
+    # The task list's state filter, and the task's page.
+    assert _listed(client, "/admin/tasks_app/task/?state=cancelled") == ["big"]
+    assert _listed(client, "/admin/tasks_app/task/?state=scheduled") == ["open"]
+    assert _listed(client, "/admin/tasks_app/task/?state=running") == []
+    page = client.get("/admin/tasks_app/task/big/change/").content.decode()
+    assert f"1 succeeded, 0 failed, 0 timed out, {RUNS - 1} cancelled, 0 running, 0 pending" in page
+    # The runs list: its state filter and column go by what is shown.
+    runs = Iteration.objects.filter(task_id="big")
+    pending = client.get("/admin/tasks_app/iteration/?state=pending")
+    assert pending.context["cl"].result_count == 3  # only the open task's
+    shown = client.get("/admin/tasks_app/iteration/?state=cancelled")
+    assert shown.context["cl"].result_count == runs.count() - 1
+    column = _column(client, "/admin/tasks_app/iteration/?task__id__exact=big")
+    assert len(column) == 100 and set(column) <= {"succeeded", "cancelled"}, column
+
+
+def _listed(client: Client, url: str) -> list[str]:
+    """The ids an admin change list shows."""
+    return sorted(row.pk for row in client.get(url).context["cl"].result_list)
+
+
+def _column(client: Client, url: str) -> list[str]:
+    """The runs list's state column, as the page shows it."""
+    page = client.get(url).content.decode()
+    return re.findall(r'<td class="field-shown_state">(\w+)</td>', page)
