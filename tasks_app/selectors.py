@@ -6,10 +6,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
-from tasks_app import schedule, state_counts
+from tasks_app import schedule, state_counts, storage
 from tasks_app.exceptions import TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
 
@@ -32,9 +32,10 @@ def with_progress(tasks: list[Task]) -> list[Task]:
     """`tasks` with the progress `task_list` annotates (and `runs_by_state`),
     counted for these tasks only, in one query whose cost does not grow
     with their runs (tasks_app.state_counts)."""
-    if tasks:
-        counted = state_counts.counted().filter(pk__in=[task.pk for task in tasks])
-        state_counts.copy_onto(tasks, counted.order_by())
+    # A page of up to 1,000 tasks: one query per chunk (the parameter limit).
+    for page in storage.chunks(tasks, storage.ORM_IN_KEYS):
+        counted = state_counts.counted().filter(pk__in=[task.pk for task in page])
+        state_counts.copy_onto(page, counted.order_by())
     return tasks
 
 
@@ -72,10 +73,12 @@ def task_detail(task_id: str, *, runs_limit: int = 100, runs_offset: int = 0) ->
     runs = list(
         Iteration.objects.filter(
             task_id=task_id, index__gte=runs_offset, index__lt=runs_offset + runs_limit
-        )
-        .order_by("index")
-        .prefetch_related("attempts")
+        ).order_by("index")
     )
+    # A page of up to 1,000 runs: their attempts read in chunks (one
+    # prefetch would put every run's id in one statement).
+    for page in storage.chunks(runs, storage.ORM_IN_KEYS):
+        prefetch_related_objects(page, "attempts")
     state_counts.shown_as_cancelled(task, runs)
     task.runs_page = runs  # type: ignore[attr-defined]
     return task
