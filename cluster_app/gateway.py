@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections
 
 from cluster_app import discovery, services
 from cluster_app.channel import ChannelClosed, SyncChannel
+from cluster_app.conf import ClusterSettings
 from cluster_app.host import WORKERS_CHANNEL, HostServer, Offer
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
@@ -33,6 +33,7 @@ from cluster_app.worker_link import CapnpWorkerLink
 from tasks_app import events, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
+from tasks_app.conf import TasksSettings
 from tasks_app.journal import Journal
 from tasks_app.loop_db import loop_database
 from tasks_app.pool import PooledWorker, WorkerPool
@@ -43,28 +44,17 @@ log = logging.getLogger("ww.gateway")
 
 @dataclass(frozen=True)
 class GatewayConfig:
+    """What a gateway node is told at start: who it is and where (from
+    `rungateway`'s options), and the settings objects as read (every knob
+    and its default is defined once, in tasks_app/conf.py and cluster_app/conf.py)."""
+
     identity: Identity
     namespace: str
     listen: Multiaddr
     discover: Multiaddr | None
-    max_attempts: int = 3
-    default_duration: float = 60.0
-    ping_interval: float = 2.0
-    ping_timeout: float = 5.0
-    cluster_key: bytes | None = None  # None: an open cluster, as in the seed
-    sweep_interval: float = 5.0
-    # Like Celery's prefetch: due runs sent to a worker beyond its concurrency
-    # wait in its queue, so a slot never idles for a round trip: at most this
-    # many per slot, about `prefetch_below` seconds of them, for runs seen to
-    # take less than that; such runs go up to `batch` to a call, about
-    # `batch_seconds` of them.
-    prefetch: int = 0
-    prefetch_below: float = 0.05
-    batch: int = 64
-    batch_seconds: float = 0.005
-    # Runs go to their worker this early and start there on their due time,
-    # so the hop to the worker does not make them late.
-    send_ahead: float = 0.0
+    cluster_key: bytes | None  # None: an open cluster, as in the seed
+    tasks: TasksSettings  # the scheduler's knobs
+    cluster: ClusterSettings  # liveness, the sweep, what a worker may claim, admission
 
 
 class GatewayNode:
@@ -84,19 +74,21 @@ class GatewayNode:
             if self._loop_db is None
             else functools.partial(run_records.record_runs_here, self._loop_db),
         )
+        # The one place the scheduler's options are taken from the settings.
+        tasks = config.tasks
         self.scheduler = Scheduler(
             self.pool,
             self.journal,
-            max_attempts=config.max_attempts,
-            default_duration=config.default_duration,
-            short_run=config.prefetch_below,
-            max_queue=config.prefetch,
-            max_batch=config.batch,
-            batch_time=config.batch_seconds,
-            lead=config.send_ahead,
-            max_faults=settings.WW_WORKER_MAX_FAULTS,
-            call_grace=settings.WW_CALL_GRACE,
-            window=settings.WW_QUEUE_WINDOW,
+            max_attempts=tasks.max_attempts,
+            default_duration=tasks.default_duration,
+            short_run=tasks.prefetch_below,
+            max_queue=tasks.prefetch,
+            max_batch=tasks.batch,
+            batch_time=tasks.batch_seconds,
+            lead=tasks.send_ahead,
+            max_faults=tasks.worker_max_faults,
+            call_grace=tasks.call_grace,
+            window=tasks.queue_window,
         )
         self.listener: Listener | None = None
         self.discovery_stats = discovery.DiscoveryStats()
@@ -131,10 +123,10 @@ class GatewayNode:
             self._bootstrap,
             self._disconnected,
             tls,
-            auth_timeout=settings.WW_RPC_AUTH_TIMEOUT,
+            auth_timeout=self.config.cluster.rpc_auth_timeout,
             authenticated=_is_member,
-            max_per_source=settings.WW_RPC_MAX_PER_SOURCE,
-            max_unauthenticated=settings.WW_RPC_MAX_UNAUTHENTICATED,
+            max_per_source=self.config.cluster.rpc_max_per_source,
+            max_unauthenticated=self.config.cluster.rpc_max_unauthenticated,
         )
         if tls.open_cluster:
             log.warning(
@@ -259,7 +251,9 @@ class GatewayNode:
 
     async def _admit(self, offer: Offer) -> None:
         try:
-            response = await asyncio.wait_for(offer.capability.info(), self.config.ping_timeout)
+            response = await asyncio.wait_for(
+                offer.capability.info(), self.config.cluster.ping_timeout
+            )
         except Exception as exc:  # noqa: BLE001 - a worker that cannot say who it is stays out
             log.warning("worker offer from %s refused: %s", offer.address, exc)
             return
@@ -268,9 +262,9 @@ class GatewayNode:
             says=peer_id,
             proved=offer.peer_id,
             claimed_concurrency=int(response.info.concurrency),
-            max_concurrency=settings.WW_MAX_WORKER_CONCURRENCY,
+            max_concurrency=self.config.cluster.max_worker_concurrency,
             faults=self.pool.faults_of(offer.peer_id),
-            max_faults=settings.WW_WORKER_MAX_FAULTS,
+            max_faults=self.config.tasks.worker_max_faults,
         )
         if self.listener is None or offer.connection not in self.listener.connections:
             return  # its connection closed while we asked
@@ -297,7 +291,9 @@ class GatewayNode:
             peer_id=peer_id,
             address=offer.address,
             concurrency=concurrency,
-            link=CapnpWorkerLink(offer.capability, max_result_bytes=settings.WW_RESULT_MAX_BYTES),
+            link=CapnpWorkerLink(
+                offer.capability, max_result_bytes=self.config.cluster.result_max_bytes
+            ),
             connection=offer.connection,
         )
         log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
@@ -307,11 +303,11 @@ class GatewayNode:
         let go of a database connection that broke or grew old: the gateway's
         database thread outlives any request)."""
         while True:
-            await asyncio.sleep(self.config.sweep_interval)
+            await asyncio.sleep(self.config.cluster.sweep_interval)
             try:
                 await sync_to_async(close_old_connections)()
-                await self.scheduler.sweep(horizon=2 * self.config.sweep_interval)
-                await self.scheduler.reclaim(grace=settings.WW_RECLAIM_GRACE)
+                await self.scheduler.sweep(horizon=2 * self.config.cluster.sweep_interval)
+                await self.scheduler.reclaim(grace=self.config.cluster.reclaim_grace)
             except Exception:
                 log.exception("sweep failed; trying again later")
 
@@ -353,7 +349,7 @@ class GatewayNode:
 
     async def _check_liveness(self) -> None:
         while True:
-            await asyncio.sleep(self.config.ping_interval)
+            await asyncio.sleep(self.config.cluster.ping_interval)
             for worker in self.pool:
                 self._spawn(self._ping(worker), "ping")
 
@@ -362,7 +358,7 @@ class GatewayNode:
         if link is None:
             return
         try:
-            await asyncio.wait_for(link.ping(), self.config.ping_timeout)
+            await asyncio.wait_for(link.ping(), self.config.cluster.ping_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001

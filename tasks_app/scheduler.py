@@ -28,6 +28,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from tasks_app import metrics, policy, schedule, selectors
+from tasks_app.conf import TasksSettings
 from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.models import Attempt, Iteration
@@ -64,16 +65,18 @@ class Scheduler:
         pool: WorkerPool,
         journal: Journal,
         *,
-        max_attempts: int = 3,
-        call_grace: float = 30.0,
-        default_duration: float = 60.0,
-        short_run: float = 0.05,
-        max_queue: int = 64,
-        max_batch: int = 64,
-        batch_time: float = 0.005,
-        lead: float = 0.0,
-        max_faults: int = 3,
-        window: int = 10_000,
+        # The settings' defaults (the gateway passes every one from its
+        # TasksSettings; these serve tests that build a scheduler alone).
+        max_attempts: int = TasksSettings.max_attempts,
+        call_grace: float = TasksSettings.call_grace,
+        default_duration: float = TasksSettings.default_duration,
+        short_run: float = TasksSettings.prefetch_below,
+        max_queue: int = TasksSettings.prefetch,
+        max_batch: int = TasksSettings.batch,
+        batch_time: float = TasksSettings.batch_seconds,
+        lead: float = TasksSettings.send_ahead,
+        max_faults: int = TasksSettings.worker_max_faults,
+        window: int = TasksSettings.queue_window,
     ) -> None:
         # About `window` runs are held here; more wait in the database.
         self._queue = RunQueue(window=window)

@@ -1,5 +1,6 @@
 """What a worker node is told at start (``runworker`` builds it from its
-options and the settings)."""
+options and the settings objects; the settings' defaults are defined once, in
+``cluster_app/conf.py`` and ``workers/conf.py``, so none is repeated here)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ class WorkerConfig:
     addrs: tuple[Multiaddr, ...]  # static bootstrap; empty: discover by multicast
     discover: Multiaddr
     concurrency: int
+    ping_interval: float  # WW_PING_INTERVAL
+    ping_timeout: float  # WW_PING_TIMEOUT
+    stop_grace: float  # --grace, default WW_STOP_GRACE
+    cluster_key: bytes | None  # None: an open cluster
     survey_interval: float = 0.25
-    ping_interval: float = 2.0
-    ping_timeout: float = 5.0
     max_backoff: float = 5.0
-    stop_grace: float = 30.0
-    cluster_key: bytes | None = None

@@ -21,13 +21,16 @@ from typing import Self
 
 import wasmtime
 
+from cluster_app.conf import ClusterSettings
 from tasks_app.bounded_compile import Compiler
 from tasks_app.compile_child import make_engine
+from tasks_app.conf import TasksSettings
 from tasks_app.run_control import RunControl
 from tasks_app.run_times import RunTimes
 from workers import placement
 from workers.active_runs import ActiveRuns
 from workers.compile_cache import CompileCache
+from workers.conf import WorkerSettings
 from workers.runner import Runner
 from workers.runs import RunOutcome, RunRequest, time_limit
 from workers.sandbox import EpochTicker
@@ -42,12 +45,14 @@ class Executor:
         self,
         *,
         concurrency: int,
-        memory_limit: int = 256 * 1024 * 1024,
-        output_limit: int = 64 * 1024,
-        result_limit: int = 64 * 1024,
-        default_time_limit: float = 60.0,
+        # The settings' defaults (runworker passes each from the settings
+        # objects; these serve tests and benches that build an executor alone).
+        memory_limit: int = WorkerSettings.run_memory_bytes,
+        output_limit: int = WorkerSettings.run_output_bytes,
+        result_limit: int = ClusterSettings.result_max_bytes,
+        default_time_limit: float = TasksSettings.default_duration,
         cache_size: int = 64,
-        compile_memory_limit: int = 512 * 1024 * 1024,
+        compile_memory_limit: int = TasksSettings.module_compile_bytes,
         compile_time_limit: float = 60.0,
     ) -> None:
         if concurrency < 1:

@@ -22,8 +22,10 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from tasks_app.conf import TasksSettings, WriteAuth
+from tasks_app.settings_spec import env_value
 from wwproject.settings import *  # noqa: F403
-from wwproject.settings import STATE_DIR, _env_bool, _env_int
+from wwproject.settings import STATE_DIR
 
 _MIN_KEY_LENGTH = 50
 _MIN_KEY_CHARACTERS = 5
@@ -62,12 +64,14 @@ SECRET_KEY_FALLBACKS: list[str] = []
 DEBUG = False
 
 # HTTPS everywhere.
-SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-if _env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+SECURE_SSL_REDIRECT = env_value(os.environ, "DJANGO_SECURE_SSL_REDIRECT", bool, True)
+if env_value(os.environ, "DJANGO_SECURE_PROXY_SSL_HEADER", bool, False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD = _env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+SECURE_HSTS_SECONDS = env_value(os.environ, "DJANGO_SECURE_HSTS_SECONDS", int, 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_value(
+    os.environ, "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", bool, True
+)
+SECURE_HSTS_PRELOAD = env_value(os.environ, "DJANGO_SECURE_HSTS_PRELOAD", bool, True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -84,4 +88,5 @@ if hosts := _env_list("DJANGO_ALLOWED_HOSTS"):
 
 # A public deployment takes writes only from token holders (or staff sessions),
 # unless the operator says otherwise explicitly.
-WW_WRITES_NEED_AUTH = os.environ.get("WW_WRITES_NEED_AUTH", "true").strip().lower() or "true"
+WW_TASKS = TasksSettings.from_env(os.environ, writes_need_auth=WriteAuth.TRUE)
+globals().update(WW_TASKS.plain_names())

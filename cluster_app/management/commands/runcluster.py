@@ -51,7 +51,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--workers", type=int, default=2, help="workers to start (default 2)")
-        parser.add_argument("--http", default=settings.WW_HTTP, help="gateway HTTP host:port")
+        parser.add_argument(
+            "--http", default=settings.WW_TASKS.http, help="gateway HTTP host:port (env WW_HTTP)"
+        )
         parser.add_argument(
             "--concurrency", type=int, default=1, help="slots per worker (default 1)"
         )
@@ -109,7 +111,9 @@ def _check_free(http: str) -> None:
     if not host or not port.isdigit():
         raise CommandError(f"--http must be host:port, not {http!r}")
     try:
-        state_lock.check_free(state_lock_path(), what=f"state directory {settings.STATE_DIR}")
+        state_lock.check_free(
+            state_lock_path(), what=f"state directory {settings.WW_CLUSTER.state_dir}"
+        )
         ensure_free(host, int(port), what="HTTP address")
     except (state_lock.LockHeld, PortInUse) as exc:
         raise CommandError(f"{exc}; is another `make run` going?") from None
@@ -198,7 +202,7 @@ def _stop_all(children: list[Child]) -> None:
 def _admin_password() -> str:
     """An admin login for the local cluster, made once and kept in the state
     directory, so a newcomer can open the admin without reading code."""
-    path = Path(settings.STATE_DIR) / "admin-password"
+    path = settings.WW_CLUSTER.state_dir / "admin-password"
     user_model = get_user_model()
     if path.exists() and user_model.objects.filter(username="admin").exists():
         return path.read_text().strip()
@@ -219,7 +223,7 @@ def _banner(peer_id: str, http: str, workers: int, password: str) -> str:
     url_host = "localhost" if host in {"127.0.0.1", "localhost"} else host
     base = f"http://{url_host}:{port}"
     return f"""
-ww-scheduler is running: 1 gateway + {workers} workers, SQLite in {settings.STATE_DIR}
+ww-scheduler is running: 1 gateway + {workers} workers, SQLite in {settings.WW_CLUSTER.state_dir}
 
   gateway peer ID  {peer_id}
   REST API         {base}/tasks

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import daphne.server  # noqa: F401 - installs Twisted's asyncio reactor first
 from django.conf import settings
@@ -21,8 +21,11 @@ from django.utils.module_loading import import_string
 from cluster_app import lifetime, state_lock
 from cluster_app.cli import add_cluster_options, cluster_key, configure_logging
 from cluster_app.identity import Identity, InvalidIdentityFile
-from cluster_app.multiaddr import MultiaddrError, parse_multiaddr
+from cluster_app.multiaddr import Multiaddr, MultiaddrError, parse_multiaddr
 from cluster_app.port_check import PortInUse, ensure_free
+
+if TYPE_CHECKING:
+    from cluster_app.gateway import GatewayConfig
 
 log = logging.getLogger("ww.gateway")
 
@@ -35,7 +38,30 @@ PARENT_GONE_GRACE = 45.0
 
 def state_lock_path() -> Path:
     """The lock a gateway holds on its state directory (SQLite, identity key)."""
-    return Path(settings.STATE_DIR) / "gateway.lock"
+    return settings.WW_CLUSTER.state_dir / "gateway.lock"
+
+
+def gateway_config(
+    *,
+    identity: Identity,
+    namespace: str,
+    listen: Multiaddr,
+    discover: Multiaddr | None,
+    cluster_key: bytes | None,
+) -> GatewayConfig:
+    """The node's config: the command's options, and the settings objects as
+    read (the scheduler's options are taken from them in GatewayNode)."""
+    from cluster_app.gateway import GatewayConfig
+
+    return GatewayConfig(
+        identity=identity,
+        namespace=namespace,
+        listen=listen,
+        discover=discover,
+        cluster_key=cluster_key,
+        tasks=settings.WW_TASKS,
+        cluster=settings.WW_CLUSTER,
+    )
 
 
 class Command(BaseCommand):
@@ -45,13 +71,13 @@ class Command(BaseCommand):
         add_cluster_options(parser)
         parser.add_argument(
             "--http",
-            default=settings.WW_HTTP,
+            default=settings.WW_TASKS.http,
             help="HTTP address to serve on, host:port (default %(default)s; env WW_HTTP)",
         )
         parser.add_argument(
             "--identity-file",
-            default=str(settings.WW_IDENTITY_FILE),
-            help="where the gateway's key is kept (default %(default)s)",
+            default=str(settings.WW_CLUSTER.gateway_identity_file),
+            help="where the gateway's key is kept (default %(default)s; env WW_IDENTITY_FILE)",
         )
         parser.add_argument(
             "--no-discovery",
@@ -84,7 +110,7 @@ class Command(BaseCommand):
         # or this port must fail here, not after it has shown a peer ID.
         try:
             lock = state_lock.acquire(
-                state_lock_path(), what=f"state directory {settings.STATE_DIR}"
+                state_lock_path(), what=f"state directory {settings.WW_CLUSTER.state_dir}"
             )
             ensure_free(host, int(port), what="HTTP address")
             if listen.port:
@@ -96,25 +122,14 @@ class Command(BaseCommand):
         sys.stdout.write(identity.peer_id + "\n")
         sys.stdout.flush()
 
-        from cluster_app.gateway import GatewayConfig
         from cluster_app.gateway_process import GatewayProcess
 
-        config = GatewayConfig(
+        config = gateway_config(
             identity=identity,
             namespace=options["ns"],
             listen=listen,
             discover=discover,
-            max_attempts=settings.WW_MAX_ATTEMPTS,
-            default_duration=settings.WW_DEFAULT_DURATION,
-            ping_interval=settings.WW_PING_INTERVAL,
-            ping_timeout=settings.WW_PING_TIMEOUT,
             cluster_key=cluster_key(options),
-            sweep_interval=settings.WW_SWEEP_INTERVAL,
-            prefetch=settings.WW_PREFETCH,
-            prefetch_below=settings.WW_PREFETCH_BELOW,
-            batch=settings.WW_BATCH,
-            batch_seconds=settings.WW_BATCH_SECONDS,
-            send_ahead=settings.WW_SEND_AHEAD,
         )
         # Request threads, the journal's thread and the event loop share the
         # GIL; the loop (dispatching runs, answering workers) waits at most

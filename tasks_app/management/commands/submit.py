@@ -10,7 +10,6 @@ without the stream it polls once a second."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from pathlib import Path
@@ -44,12 +43,12 @@ FINAL_STATES = {"succeeded", "failed", "timed_out", "cancelled"}
 def add_gateway_options(parser: CommandParser) -> None:
     parser.add_argument(
         "--url",
-        default=os.environ.get("WW_URL", f"http://{settings.WW_HTTP}"),
+        default=settings.WW_TASKS.url or f"http://{settings.WW_TASKS.http}",
         help="the gateway's base URL (default %(default)s; env WW_URL)",
     )
     parser.add_argument(
         "--token",
-        default=os.environ.get("WW_TOKEN", ""),
+        default=settings.WW_TASKS.token,
         help="API token, sent as 'Authorization: Token TOKEN' (env WW_TOKEN)",
     )
 

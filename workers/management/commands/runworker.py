@@ -51,12 +51,12 @@ class Command(BaseCommand):
         add_cluster_options(parser)
         parser.add_argument(
             "--dial",
-            default=os.environ.get("WW_DIAL", ""),
+            default=settings.WW_WORKERS.dial,
             help="peer ID of the gateway to join (env WW_DIAL)",
         )
         parser.add_argument(
             "--addr",
-            default=settings.WW_ADDR,
+            default=settings.WW_WORKERS.addr,
             help="static bootstrap multiaddrs; skips discovery (env WW_ADDR)",
         )
         parser.add_argument(
@@ -68,7 +68,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--grace",
             type=float,
-            default=settings.WW_STOP_GRACE,
+            default=settings.WW_WORKERS.stop_grace,
             help="on SIGTERM/Ctrl-C, seconds to finish runs in flight (default %(default)s)",
         )
         parser.add_argument(
@@ -116,8 +116,8 @@ class Command(BaseCommand):
             addrs=addrs,
             discover=discover,
             concurrency=options["concurrency"],
-            ping_interval=settings.WW_PING_INTERVAL,
-            ping_timeout=settings.WW_PING_TIMEOUT,
+            ping_interval=settings.WW_CLUSTER.ping_interval,
+            ping_timeout=settings.WW_CLUSTER.ping_timeout,
             stop_grace=options["grace"],
             cluster_key=key,
         )
@@ -151,13 +151,14 @@ def _identity(path: str) -> tuple[Identity, state_lock.ProcessLock | None]:
 
 
 async def _main(config: WorkerConfig) -> None:
+    # The one place the executor's options are taken from the settings.
     executor = Executor(
         concurrency=config.concurrency,
-        memory_limit=settings.WW_RUN_MEMORY_BYTES,
-        output_limit=settings.WW_RUN_OUTPUT_BYTES,
-        result_limit=settings.WW_RESULT_MAX_BYTES,
-        compile_memory_limit=settings.WW_MODULE_COMPILE_BYTES,
-        default_time_limit=settings.WW_DEFAULT_DURATION,
+        memory_limit=settings.WW_WORKERS.run_memory_bytes,
+        output_limit=settings.WW_WORKERS.run_output_bytes,
+        result_limit=settings.WW_CLUSTER.result_max_bytes,
+        compile_memory_limit=settings.WW_TASKS.module_compile_bytes,
+        default_time_limit=settings.WW_TASKS.default_duration,
     )
     loop = asyncio.get_running_loop()
     try:
