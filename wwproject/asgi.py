@@ -25,7 +25,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from cluster_app.body_limit import BodySizeLimit  # noqa: E402
-from tasks_app.api.lane import SubmissionLane  # noqa: E402
+from tasks_app.api.lane import submission_lane  # noqa: E402
 from tasks_app.routing import origin_checked, websocket_urlpatterns  # noqa: E402
 from wwproject.compat_django import ThreadedDjangoHandler  # noqa: E402
 
@@ -55,8 +55,12 @@ def _application(django_handler: ThreadedDjangoHandler) -> Any:
     return ProtocolTypeRouter(
         {
             "http": BodySizeLimit(
-                SubmissionLane(
-                    ASGIStaticFilesHandler(django_handler), in_thread=django_handler.in_thread
+                # Plain `POST /tasks` answered on the loop where what is
+                # configured allows it (WW_FAST_LANE, tasks_app/api/lane.py).
+                submission_lane(
+                    ASGIStaticFilesHandler(django_handler),
+                    in_thread=django_handler.in_thread,
+                    get_response=django_handler.get_response,
                 ),
                 limit=settings.WW_MODULE_MAX_BYTES + 1024 * 1024,
             ),

@@ -6,32 +6,33 @@ event loop, stored (on SQLite, by the event loop itself on a connection
 of its own, which never waits: tasks_app.loop_db; else, or when that
 cannot, on a request thread), handed to the scheduler, and
 answered with the same 201 as TaskListView's: the same body, rendered by
-the same serializer and renderer, and the headers Django's middleware and
-DRF give it. It skips what such a request does not use — the middleware
-chain, DRF's request and authentication, a second thread hop to render —
-and its run is on the wire before the response is rendered. Everything
-else goes to Django untouched: other paths and methods, any cookie or
-Authorization header, an Accept header asking for more than JSON, a query
-string, a browser's write from another origin (Django's middleware refuses
-it with the rule of tasks_app/api/origin.py), a form that is not plainly
-valid (Django then answers with its own error), and a task the database
-refuses (nothing was stored: Django tries it and says why)."""
+the same serializer and renderer, and the headers Django's handler gave
+that view's 201 at start-up. It skips what such a request does not use —
+the middleware chain, DRF's request and authentication, a second thread
+hop to render — and its run is on the wire before the response is
+rendered. Whether it may, and which requests Django's middleware and the
+view's permissions would pass, is worked out at start-up from what is
+configured (tasks_app/api/lane_admission.py): anything it does not know
+turns it off. Everything else goes to Django untouched: other paths and
+methods, any cookie or Authorization header, an Accept header asking for
+more than JSON, a query string, a request the middleware or permissions
+would stop (a host not allowed, a browser's write from another origin),
+a form that is not plainly valid (Django then answers with its own error),
+and a task the database refuses (nothing was stored: Django tries it and
+says why)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import DisallowedHost
 from django.db import DatabaseError, close_old_connections
-from django.http import HttpRequest
+from prometheus_client import Counter
 from rest_framework.renderers import JSONRenderer
 
 from tasks_app import notify, selectors
-from tasks_app.api.origin import cross_site_problem, trusted_origins
-from tasks_app.api.permissions import writes_need_auth
+from tasks_app.api.lane_admission import PATH, Admission, GetResponse, admission
 from tasks_app.api.serializers import task_summary
 from tasks_app.api.submission import (
     Submission,
@@ -40,54 +41,78 @@ from tasks_app.api.submission import (
     submit,
     submit_here,
 )
-from tasks_app.api.views import TaskListView
 from tasks_app.exceptions import InvalidField, ModuleTooLarge, TaskAlreadyExists, WriteElsewhere
 from tasks_app.loop_db import LoopDatabase, loop_database
 from tasks_app.models import Task
 
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+# The ASGI types of cluster_app.body_limit, the application in front.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# The application behind: Django's handler, whose scope django-stubs type as
+# a dict and whose send as taking any Mapping (narrower than the above; the
+# server hands it dicts either way).
+Behind = Callable[..., Awaitable[None]]
 InThread = Callable[..., Awaitable[Any]]
 
 _JSON = "application/json"
 _ACCEPTED = {None, b"*/*", b"application/json"}
+# On /metrics: whether submissions take the lane (and that the fuzzer's do).
+READ = Counter(
+    "ww_submission_lane",
+    "POST /tasks read by the submission lane: answered by it, or handed whole to Django",
+    ["outcome"],
+)
+_ANSWERED, _TO_DJANGO = READ.labels("answered"), READ.labels("to_django")
+
+
+def submission_lane(app: Behind, *, in_thread: InThread, get_response: GetResponse) -> ASGIApp:
+    """The lane in front of `app` (Django behind its static files handler),
+    or `app` itself where the lane is off. `in_thread` runs a call on one of
+    Django's request threads; `get_response` is Django's handler (the
+    middleware chain) the lane's admission and headers are probed through."""
+    lane_admission = admission(get_response)
+    if lane_admission is None:
+        return app
+    return SubmissionLane(app, in_thread=in_thread, admission=lane_admission)
 
 
 class SubmissionLane:
     """ASGI middleware in front of Django for plain `POST /tasks`."""
 
-    def __init__(self, app: ASGIApp, *, in_thread: InThread) -> None:
+    def __init__(self, app: Behind, *, in_thread: InThread, admission: Admission) -> None:
         self.app = app
         self._in_thread = in_thread
         self._renderer = JSONRenderer()
-        self._headers = _response_headers()
+        self._admission = admission
         # Opened on first use, in the loop's thread (and once the test
         # database, if any, is set up); False: not SQLite.
         self._loop_db: LoopDatabase | bool | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        boundary = _plain_post(scope) if self._headers is not None else None
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        boundary = _plain_post(scope, self._admission)
         if boundary is None:
             return await self.app(scope, receive, send)
         body = await _read_body(receive)
         if body is None:
             return None  # the client went away
         submission = plain_submission(body, boundary)
-        if submission is None:
+        task = None if submission is None else await self._store(submission)
+        if task is None:  # not plainly valid, or refused: Django says why
+            _TO_DJANGO.inc()
             return await self.app(scope, _replay(body, receive), send)
-        task = await self._store(submission)
-        if task is None:
-            return await self.app(scope, _replay(body, receive), send)
+        _ANSWERED.inc()
         await notify.dispatch_turns()
         payload = self._renderer.render(task_summary(selectors.as_new(task)), _JSON)
-        assert self._headers is not None
         await send(
             {
                 "type": "http.response.start",
                 "status": 201,
                 "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"location", f"/tasks/{task.pk}".encode()),
-                    *self._headers,
+                    *self._admission.headers,
+                    (b"location", f"{PATH}/{task.pk}".encode()),
                     (b"content-length", str(len(payload)).encode()),
                 ],
             }
@@ -122,12 +147,12 @@ def _store_in_thread(submission: Submission) -> Task | None:
         return None  # one transaction: nothing is stored, and Django's way says why
 
 
-def _plain_post(scope: dict[str, Any]) -> bytes | None:
+def _plain_post(scope: Scope, admission: Admission) -> bytes | None:
     """The multipart delimiter when `scope` is a request this lane takes."""
     if (
         scope["type"] != "http"
         or scope["method"] != "POST"
-        or scope["path"] != "/tasks"
+        or scope["path"] != PATH
         or scope.get("query_string")
         or scope.get("root_path")
     ):
@@ -141,52 +166,19 @@ def _plain_post(scope: dict[str, Any]) -> bytes | None:
         b"cookie" in headers
         or b"authorization" in headers
         or headers.get(b"accept") not in _ACCEPTED
-        or not _allowed_host(scope, headers)
-        or _cross_site(scope, headers)
-        or writes_need_auth()
     ):
         return None
     content_length = headers.get(b"content-length")
-    return plain_boundary(
+    boundary = plain_boundary(
         headers.get(b"content-type", b"").decode("latin-1"),
         None if content_length is None else content_length.decode("latin-1"),
     )
+    if boundary is None or not admission.admits(scope):
+        return None
+    return boundary
 
 
-def _allowed_host(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
-    """Whether Django would accept the request's host (ALLOWED_HOSTS)."""
-    request = HttpRequest()
-    if b"host" in headers:
-        request.META["HTTP_HOST"] = headers[b"host"].decode("latin-1")
-    server = scope.get("server") or ("", 0)
-    request.META["SERVER_NAME"], request.META["SERVER_PORT"] = server[0], str(server[1])
-    try:
-        request.get_host()
-    except DisallowedHost:
-        return False
-    return True
-
-
-def _cross_site(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
-    """Whether the origin rule (tasks_app/api/origin.py) refuses the
-    request: Django's middleware then answers its 403."""
-    origin, fetch_site = headers.get(b"origin"), headers.get(b"sec-fetch-site")
-    if origin is None and fetch_site is None:
-        return False  # not a browser's request: the common case, decided at once
-    host = headers.get(b"host", b"").decode("latin-1")
-    return (
-        cross_site_problem(
-            method=scope["method"],
-            origin=None if origin is None else origin.decode("latin-1"),
-            fetch_site=None if fetch_site is None else fetch_site.decode("latin-1"),
-            own_origin=f"{scope.get('scheme', 'http')}://{host}",
-            trusted=trusted_origins(),
-        )
-        is not None
-    )
-
-
-async def _read_body(receive: Any) -> bytes | None:
+async def _read_body(receive: Receive) -> bytes | None:
     chunks = []
     while True:
         message = await receive()
@@ -197,11 +189,11 @@ async def _read_body(receive: Any) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Any) -> Any:
+def _replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that gives `body` first, then whatever follows."""
     sent = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
@@ -209,34 +201,3 @@ def _replay(body: bytes, receive: Any) -> Any:
         return await receive()
 
     return replay
-
-
-def _response_headers() -> list[tuple[bytes, bytes]] | None:
-    """The headers Django's middleware and DRF give TaskListView's 201,
-    besides its type, location and length; None (the lane stays shut) where
-    the settings make them depend on the request (HTTPS redirects, HSTS)."""
-    if settings.SECURE_SSL_REDIRECT or settings.SECURE_HSTS_SECONDS:
-        return None
-    view = TaskListView()
-    view.setup(HttpRequest())  # as Django's dispatch does: HEAD where there is GET
-    headers = [
-        # DRF varies on Accept; the session middleware on Cookie (read by
-        # the session authentication).
-        (b"vary", b"Accept, Cookie"),
-        (b"allow", ", ".join(view.allowed_methods).encode()),
-    ]
-    if "django.middleware.clickjacking.XFrameOptionsMiddleware" in settings.MIDDLEWARE:
-        headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.upper().encode()))
-    if "django.middleware.security.SecurityMiddleware" in settings.MIDDLEWARE:
-        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-            headers.append((b"x-content-type-options", b"nosniff"))
-        if settings.SECURE_REFERRER_POLICY:
-            policy = settings.SECURE_REFERRER_POLICY
-            if not isinstance(policy, str):
-                policy = ",".join(policy)
-            headers.append((b"referrer-policy", policy.encode()))
-        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-            headers.append(
-                (b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode())
-            )
-    return headers
