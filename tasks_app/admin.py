@@ -49,7 +49,7 @@ class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
-    fields = [
+    _columns: tuple[str, ...] = (
         "number",
         "worker_short",
         "sent_at",
@@ -59,8 +59,9 @@ class AttemptInline(admin.TabularInline):
         "result",
         "error",
         "exit_code",
-    ]
-    readonly_fields = tuple(fields)
+    )
+    fields = _columns
+    readonly_fields = _columns
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -116,7 +117,7 @@ class TaskAdmin(ReadOnlyAdmin):
     list_filter = [TaskStateFilter, "received_at"]
     search_fields = ["id", "description"]
     ordering = ["-received_at", "-id"]  # newest first
-    fields = [
+    _columns: tuple[str, ...] = (
         "id",
         "description",
         "received_at",
@@ -132,8 +133,9 @@ class TaskAdmin(ReadOnlyAdmin):
         "input",
         "difficulty",
         "module",
-    ]
-    readonly_fields = tuple(fields)
+    )
+    fields = _columns
+    readonly_fields = _columns
     actions = ["cancel_tasks", "rerun_failed_runs"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Task]:
@@ -267,8 +269,17 @@ class IterationAdmin(ReadOnlyAdmin):
     list_filter = [RunStateFilter]
     list_select_related = ["task"]
     search_fields = ["task__id"]
-    fields = ["task", "index", "due_at", "shown_state", "result", "error", "finished"]
-    readonly_fields = tuple(fields)
+    _columns: tuple[str, ...] = (
+        "task",
+        "index",
+        "due_at",
+        "shown_state",
+        "result",
+        "error",
+        "finished",
+    )
+    fields = _columns
+    readonly_fields = _columns
     inlines = [AttemptInline]
 
     def _shown(self, run: Iteration) -> Iteration:
@@ -303,5 +314,6 @@ class AttemptAdmin(ReadOnlyAdmin):
 class ModuleAdmin(ReadOnlyAdmin):
     list_display = ["sha256", "kind", "size", "created_at"]
     list_filter = ["kind"]
-    fields = ["sha256", "kind", "size", "created_at"]
-    readonly_fields = tuple(fields)
+    _columns: tuple[str, ...] = ("sha256", "kind", "size", "created_at")
+    fields = _columns
+    readonly_fields = _columns
