@@ -110,7 +110,7 @@ def parse_multiaddr(text: str) -> Multiaddr:
         if len(rest) != 2 or not rest[1]:
             raise MultiaddrError(f"multicast needs exactly one interface name: {text!r}")
         iface = rest[1]
-    return Multiaddr(ip=ip, transport=transport, port=port, multicast_iface=iface)  # type: ignore[arg-type]
+    return Multiaddr(ip=ip, transport=transport, port=port, multicast_iface=iface)  # type: ignore[arg-type]  # Multiaddr.__post_init__ refuses any other transport
 
 
 def parse_multiaddrs(text: str) -> list[Multiaddr]:

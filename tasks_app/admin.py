@@ -154,7 +154,7 @@ class TaskAdmin(ReadOnlyAdmin):
         task = selectors.task_list().filter(pk=object_id).first()
         if task is None:
             return None
-        task.run_counts = page_reads.RunCounts(  # type: ignore[attr-defined]
+        task.run_counts = page_reads.RunCounts(  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
             by_state=state_counts.by_state(task),
             next_due_at=task.next_due_at,  # type: ignore[attr-defined]  # annotated
         )
@@ -214,7 +214,7 @@ class TaskAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress(self, task: Task) -> str:
-        return f"{task.completions} / {task.run_count}"  # type: ignore[attr-defined]
+        return f"{task.completions} / {task.run_count}"  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
 
     @admin.display(description="runs by state")
     def runs_by_state(self, task: Task) -> str:
@@ -225,15 +225,15 @@ class TaskAdmin(ReadOnlyAdmin):
     def state(self, task: Task) -> str:
         return task_state(
             runs=task.run_count,
-            finished=task.runs_finished,  # type: ignore[attr-defined]
-            succeeded=task.completions,  # type: ignore[attr-defined]
-            failed=task.runs_failed,  # type: ignore[attr-defined]
-            running=task.runs_running,  # type: ignore[attr-defined]
+            finished=task.runs_finished,  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
+            succeeded=task.completions,  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
+            failed=task.runs_failed,  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
+            running=task.runs_running,  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
         )
 
     @admin.display(description="next due", ordering="next_due_at")
     def next_due_at(self, task: Task) -> object:
-        return task.next_due_at  # type: ignore[attr-defined]
+        return task.next_due_at  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
 
     @admin.display(description="module", ordering="module")
     def module_hash(self, task: Task) -> str:

@@ -42,7 +42,7 @@ def _may_read(request: HttpRequest) -> bool:
     if user is not None and user.is_authenticated and user.is_active:
         return True
     try:
-        return TokenAuthentication().authenticate(request) is not None  # type: ignore[arg-type]
+        return TokenAuthentication().authenticate(request) is not None  # type: ignore[arg-type]  # DRF's authenticate takes its Request; a Django request has what it reads
     except AuthenticationFailed:
         return False
 

@@ -43,10 +43,10 @@ def as_new(task: Task) -> Task:
     """A task just stored, with the progress `task_list` would count for it,
     without asking the database again."""
     first_due = schedule.due_time(task.received_at, start=task.start, delay=task.delay, index=0)
-    task.runs_total = task.run_count  # type: ignore[attr-defined]
+    task.runs_total = task.run_count  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
     for name in ("completions", "runs_finished", "runs_failed", "runs_running"):
         setattr(task, name, 0)
-    task.next_due_at = first_due  # type: ignore[attr-defined]
+    task.next_due_at = first_due  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
     return task
 
 
@@ -56,7 +56,7 @@ def task_summary(task_id: str) -> Task:
     task = state_counts.counted().filter(pk=task_id).first()
     if task is None:
         raise TaskNotFound(task_id)
-    task.runs_by_state = state_counts.by_state(task)  # type: ignore[attr-defined]
+    task.runs_by_state = state_counts.by_state(task)  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
     return task
 
 
@@ -80,7 +80,7 @@ def task_detail(task_id: str, *, runs_limit: int = 100, runs_offset: int = 0) ->
     for page in storage.chunks(runs, storage.ORM_IN_KEYS):
         prefetch_related_objects(page, "attempts")
     state_counts.shown_as_cancelled(task, runs)
-    task.runs_page = runs  # type: ignore[attr-defined]
+    task.runs_page = runs  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
     return task
 
 

@@ -125,7 +125,7 @@ def copy_onto(targets: Iterable[Task], counted: Iterable[Task]) -> None:
         source = found.get(task.pk)
         for name in names:
             setattr(task, name, getattr(source, name) if source is not None else _none(name))
-        task.runs_by_state = by_state(task)  # type: ignore[attr-defined]
+        task.runs_by_state = by_state(task)  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
 
 
 def _none(name: str) -> Any:
