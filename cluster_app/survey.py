@@ -47,5 +47,3 @@ def next_distance(d: int, step: int) -> int:
     if not isinstance(step, int) or step < 0:
         raise ValueError(f"survey step must be a non-negative int, got {step!r}")
     return (d + step) % (MAX_DISTANCE + 1)
-
-
