@@ -86,7 +86,7 @@ class GatewayProcess:
         application = self.app_factory(GatewayRuntime())
         raise_descriptor_limit()
         return_large_blocks_to_the_system()
-        compat_daphne.bound_request_bodies(settings.WW_MODULE_MAX_BYTES + 1024 * 1024)
+        compat_daphne.bound_request_bodies(settings.WW_TASKS.request_body_max_bytes)
         compat_daphne.bound_websocket_writes(
             max_buffered=settings.WW_WS_MAX_BUFFERED,
             stall=settings.WW_WS_STALL,

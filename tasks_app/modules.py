@@ -18,6 +18,8 @@ from typing import Literal
 
 import wasmtime
 
+from tasks_app.conf import TasksSettings
+
 ModuleKind = Literal["run", "wasi"]
 
 WASM_MAGIC = b"\x00asm"
@@ -32,11 +34,14 @@ class InvalidModule(ValueError):
 
 @dataclass(frozen=True)
 class ModuleLimits:
-    """What checking one module may cost (the gateway's come from settings)."""
+    """What checking one module may cost (the gateway's come from settings;
+    these defaults are the settings' own)."""
 
-    max_functions: int = 100_000  # functions defined by the module (imports not counted)
-    compile_seconds: float = 5.0
-    compile_memory_bytes: int = 512 * 1024 * 1024  # address space of the compiling process
+    # functions defined by the module (imports not counted)
+    max_functions: int = TasksSettings.module_max_functions
+    compile_seconds: float = TasksSettings.module_compile_seconds
+    # address space of the compiling process
+    compile_memory_bytes: int = TasksSettings.module_compile_bytes
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def _application(django_handler: ThreadedDjangoHandler) -> Any:
                     in_thread=django_handler.in_thread,
                     get_response=django_handler.get_response,
                 ),
-                limit=settings.WW_MODULE_MAX_BYTES + 1024 * 1024,
+                limit=settings.WW_TASKS.request_body_max_bytes,
             ),
             "websocket": origin_checked(URLRouter(websocket_urlpatterns)),
         }

@@ -155,5 +155,5 @@ def _refuse_oversized(request: Request) -> None:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return
-    if declared > settings.WW_MODULE_MAX_BYTES + 1024 * 1024:
+    if declared > settings.WW_TASKS.request_body_max_bytes:
         raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)

@@ -212,6 +212,14 @@ def test_the_request_body_bound_is_the_module_limit_plus_one_mib() -> None:
     assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE == settings.WW_TASKS.request_body_max_bytes
 
 
+@pytest.mark.django_db  # building the application probes the REST view once
+def test_the_asgi_application_bounds_bodies_by_the_derived_bound() -> None:
+    from wwproject.asgi import application
+
+    body_limit = application.application_mapping["http"]
+    assert body_limit.limit == settings.WW_TASKS.request_body_max_bytes == 17 * MIB
+
+
 # -- passed down unchanged -------------------------------------------------------
 
 
