@@ -29,7 +29,7 @@ django.setup()
 
 import capnp  # noqa: E402
 
-from cluster_app.host import WORKERS_CHANNEL  # noqa: E402
+from cluster_app.channel import WORKERS_CHANNEL  # noqa: E402
 from cluster_app.identity import Identity  # noqa: E402
 from cluster_app.multiaddr import parse_multiaddr  # noqa: E402
 from cluster_app.rpc import ClientConnection  # noqa: E402

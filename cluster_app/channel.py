@@ -14,6 +14,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# The channel a gateway exports for workers to offer themselves into.
+WORKERS_CHANNEL = "workers"
+
 
 class ChannelClosed(Exception):
     """The channel was closed; nothing more is sent or received."""

@@ -21,9 +21,9 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from cluster_app import discovery, services
-from cluster_app.channel import ChannelClosed, SyncChannel
+from cluster_app.channel import WORKERS_CHANNEL, ChannelClosed, SyncChannel
 from cluster_app.conf import ClusterSettings
-from cluster_app.host import WORKERS_CHANNEL, HostServer, Offer
+from cluster_app.host import HostServer, Offer
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
 from cluster_app.offers import Refused, judge_offer

@@ -22,7 +22,6 @@ log = logging.getLogger("ww.rpc")
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
-WORKERS_CHANNEL = "workers"
 MODULE_FETCHES_AT_ONCE = 2  # per connection
 MODULE_REFETCH_SECONDS = 10.0  # the same module again on one connection: refused before
 

@@ -10,22 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cluster_app import rpc
+from cluster_app.wire_states import STATES
 from tasks_app.dispatch import Job, WorkerGone
-from tasks_app.models import Iteration
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
-
-State = Iteration.State
-
-# The Outcome struct's states (schema/worker.capnp) as run states, and back:
-# the one map between the wire's names and the domain's (workers/server.py
-# answers with WIRE_STATES).
-STATES: dict[str, str] = {
-    "succeeded": State.SUCCEEDED,
-    "failed": State.FAILED,
-    "timedOut": State.TIMED_OUT,
-    "cancelled": State.CANCELLED,
-}
-WIRE_STATES: dict[str, str] = {state: wire for wire, state in STATES.items()}
 
 # Worker clocks outside [2000, 2200) are not clocks.
 _EARLIEST_NS = 946_684_800 * 10**9

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import schema
-from cluster_app.worker_link import WIRE_STATES
+from cluster_app.wire_states import WIRE_STATES
 from tasks_app.modules import module_hash
 from workers.execution_log import ExecutionLog
 from workers.executor import Executor

@@ -18,8 +18,8 @@ import ssl
 import sys
 from typing import Any
 
+from cluster_app.channel import WORKERS_CHANNEL
 from cluster_app.discovery import find_peer
-from cluster_app.host import WORKERS_CHANNEL
 from cluster_app.multiaddr import MultiaddrError, parse_multiaddr
 from cluster_app.rpc import ClientConnection
 from cluster_app.tls import PeerAuthError, TlsConfig, join_message

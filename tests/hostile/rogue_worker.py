@@ -27,7 +27,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wwproject.settings")
 import capnp
 
 import schema
-from cluster_app.host import WORKERS_CHANNEL
+from cluster_app.channel import WORKERS_CHANNEL
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import parse_multiaddr
 from cluster_app.rpc import ClientConnection
