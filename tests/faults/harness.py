@@ -112,7 +112,7 @@ def tally(cluster: Cluster) -> Tally:
     return Tally(runs or 0, unfinished or 0, succeeded or 0, double, attempts)
 
 
-def assert_nothing_lost(cluster: Cluster) -> Tally:
+def assert_nothing_lost(cluster: Cluster, *, gateway_killed: bool = False) -> Tally:
     """The suite's promise: every run final; the journal's succeeded_count
     agrees with the runs and their attempts, no success counted twice; what
     the workers say they ran agrees with the database, and nothing of a
@@ -124,7 +124,7 @@ def assert_nothing_lost(cluster: Cluster) -> Tally:
     with db(cluster) as conn:
         journal = read_journal(conn)
     executions = read_executions(cluster.state_dir / "executions.jsonl")
-    problems = discrepancies(journal, executions)
+    problems = discrepancies(journal, executions, gateway_killed=gateway_killed)
     assert not problems, "\n".join(problems)
     listing = []
     offset = 0

@@ -62,7 +62,7 @@ def test_runs_not_yet_due_resume_at_their_due_time(
         assert run["state"] == "succeeded"
         assert len(run["attempts"]) == 1
         assert parse_datetime(run["started_at"]) >= parse_datetime(run["due_at"])
-    ledger.record(faults=1, counts=assert_nothing_lost(cluster))
+    ledger.record(faults=1, counts=assert_nothing_lost(cluster, gateway_killed=True))
 
 
 def test_runs_in_flight_are_dispatched_again_and_finished_runs_are_not(
@@ -92,7 +92,7 @@ def test_runs_in_flight_are_dispatched_again_and_finished_runs_are_not(
         assert run["attempts"][0]["error"] == "gateway restarted"
     before = wait_finished(cluster, "done-before")
     assert [len(run["attempts"]) for run in before["runs"]] == [1, 1]  # not re-run
-    ledger.record(faults=1, counts=assert_nothing_lost(cluster))
+    ledger.record(faults=1, counts=assert_nothing_lost(cluster, gateway_killed=True))
 
 
 def test_a_post_exists_whole_or_not_at_all(
@@ -148,7 +148,7 @@ def test_a_post_exists_whole_or_not_at_all(
         60,
         "every stored task to finish after the restart",
     )
-    ledger.record(faults=1, counts=assert_nothing_lost(cluster))
+    ledger.record(faults=1, counts=assert_nothing_lost(cluster, gateway_killed=True))
 
 
 @pytest.mark.parametrize("restarts", [2])
@@ -163,4 +163,4 @@ def test_workers_rejoin_after_repeated_gateway_restarts(
     body = wait_finished(cluster, "after-restarts")
     assert body["completions"] == 4
     assert {run["worker"] for run in body["runs"]} == {peer for _, peer in cluster.workers}
-    ledger.record(faults=restarts, counts=assert_nothing_lost(cluster))
+    ledger.record(faults=restarts, counts=assert_nothing_lost(cluster, gateway_killed=True))

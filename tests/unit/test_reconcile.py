@@ -138,3 +138,20 @@ def test_the_worker_log_reads_back_as_the_check_expects(tmp_path: Path) -> None:
         Execution("a#b", 7, B, "cancelled", T0, T0, "cancelled before it started"),
     ]
     assert not read_executions(path)[1].ran
+
+
+def test_an_unrecorded_repeat_is_found_unless_a_gateway_was_killed() -> None:
+    """A gateway killed after sending a run and before its journal wrote the
+    attempt leaves no row for that execution; the run runs again after the
+    restart, and only then may a worker's successes outnumber the attempts
+    (the run is still counted once)."""
+    journal, executions = consistent()
+    executions.append(Execution("t", 0, A, "succeeded", T0 + 5, T0 + 6))  # t#0 ran twice on A
+    (problem,) = discrepancies(journal, executions)
+    assert "ran successfully 2 times on 12D3KooWA" in problem
+    assert discrepancies(journal, executions, gateway_killed=True) == []
+    # Counting a success twice is never excused.
+    journal.attempts.append(Attempt("t", 0, A, "succeeded"))
+    assert any(
+        "2 succeeded attempts" in p for p in discrepancies(journal, executions, gateway_killed=True)
+    )
