@@ -20,7 +20,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from cluster_app import discovery, services
+from cluster_app import discovery, liveness, services
 from cluster_app.channel import WORKERS_CHANNEL, ChannelClosed, SyncChannel
 from cluster_app.conf import ClusterSettings
 from cluster_app.host import HostServer, Offer
@@ -149,7 +149,15 @@ class GatewayNode:
         self._spawn(self._settle(), "settle-cancellations")
         self._spawn(self._report_load(), "worker-load")
         self._spawn(self._sweep(), "sweep")
-        self._spawn(self._check_liveness(), "liveness")
+        self._spawn(
+            liveness.watch(
+                self.pool,
+                interval=self.config.cluster.ping_interval,
+                timeout=self.config.cluster.ping_timeout,
+                on_silent=self._silent,
+            ),
+            "liveness",
+        )
         if self.config.discover is not None:
             self._spawn(
                 discovery.serve_surveys(
@@ -345,27 +353,13 @@ class GatewayNode:
                         peer_id=worker.peer_id, in_flight=worker.in_flight
                     )
 
-    # -- liveness: a half-open connection answers no ping ---------------------
-
-    async def _check_liveness(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.cluster.ping_interval)
-            for worker in self.pool:
-                self._spawn(self._ping(worker), "ping")
-
-    async def _ping(self, worker: PooledWorker) -> None:
-        link = worker.link
-        if link is None:
-            return
-        try:
-            await asyncio.wait_for(link.ping(), self.config.cluster.ping_timeout)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            self._leave(worker, f"no answer to ping: {exc or type(exc).__name__}")
-            if self.listener is not None:
-                with contextlib.suppress(Exception):
-                    self.listener.drop(worker.connection)
+    def _silent(self, worker: PooledWorker, reason: str) -> None:
+        """A worker that does not answer its pings: out of the pool, and its
+        connection closed (it reconnects if it is alive after all)."""
+        self._leave(worker, reason)
+        if self.listener is not None:
+            with contextlib.suppress(Exception):
+                self.listener.drop(worker.connection)
 
 
 def _is_member(host: HostServer) -> bool:
