@@ -46,6 +46,7 @@ Outcome = Attempt.Outcome
 
 _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
 _REFILL_RETRY = 0.1  # s: before reading the database again for more runs
+_REFILL_TRIES = 5  # failed reads in a row before the sweep is left to refill
 _CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
 
 
@@ -185,13 +186,21 @@ class Scheduler:
         """Refill until the queue holds a quarter of its window again or
         the database has nothing more; runs sent moments ago still look
         waiting there until their records land, so an empty read is tried
-        again shortly."""
+        again shortly, and so is a read that failed (a busy database), a
+        few times before the sweep is left to it."""
+        failures = 0
         try:
             while self._queue.overflow and len(self._queue) < self._queue.window // 4:
-                if await self.refill() == 0:
+                try:
+                    found = await self.refill()
+                except Exception:
+                    failures += 1
+                    if failures >= _REFILL_TRIES:
+                        log.exception("refilling the queue failed; the sweep will try again")
+                        return
+                    found = 0
+                if found == 0:
                     await asyncio.sleep(_REFILL_RETRY)
-        except Exception:
-            log.exception("refilling the queue failed; the sweep will try again")
         finally:
             self._refilling = False
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-from tasks_app import selectors, services
+from tasks_app import selectors
 from tasks_app.models import Task
-from tests.api.forms import HASH_WASM
+from tests.api.forms import stored_task
 
 pytestmark = pytest.mark.django_db
 
@@ -25,17 +25,7 @@ def old_sqlite() -> Iterator[None]:
 
 
 def _task(task_id: str, repeats: int) -> None:
-    services.create_task(
-        task_id=task_id,
-        description="",
-        wasm=HASH_WASM,
-        duration=5,
-        start=0,
-        delay=0,
-        repeats=repeats,
-        input=0,
-        difficulty=3,
-    )
+    stored_task(task_id, repeats=repeats)
 
 
 def test_the_progress_of_a_page_of_1000_tasks_is_counted(old_sqlite: None) -> None:

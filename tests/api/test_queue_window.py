@@ -17,12 +17,12 @@ import pytest
 from django.utils import timezone
 
 from cluster_app.worker_link import CapnpWorkerLink
-from tasks_app import run_records, services
+from tasks_app import run_records
 from tasks_app.journal import Journal
 from tasks_app.models import Iteration
 from tasks_app.pool import WorkerPool
 from tasks_app.scheduler import Scheduler
-from tests.api.forms import HASH_WASM
+from tests.api.forms import stored_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,17 +54,7 @@ class CountingWorker:
 
 
 def _task(task_id: str, repeats: int) -> None:
-    services.create_task(
-        task_id=task_id,
-        description="",
-        wasm=HASH_WASM,
-        duration=5,
-        start=0,
-        delay=0,
-        repeats=repeats,
-        input=0,
-        difficulty=1,
-    )
+    stored_task(task_id, repeats=repeats, difficulty=1)
 
 
 def test_a_backlog_larger_than_the_window_runs_whole_through_a_bounded_queue() -> None:

@@ -18,7 +18,7 @@ from tasks_app.exceptions import WriteElsewhere
 from tasks_app.journal import Record, RunEnded, RunSent
 from tasks_app.loop_db import loop_database
 from tasks_app.models import Attempt, Iteration, Task, WorkerNode
-from tests.api.forms import HASH_WASM
+from tests.api.forms import stored_task
 
 PEER = "12D3KooWRecordRuns"
 
@@ -43,18 +43,7 @@ def record_runs(request: pytest.FixtureRequest) -> Iterator[Writer]:
 
 
 def _task(task_id: str = "t", repeats: int = 2) -> list[Iteration]:
-    services.create_task(
-        task_id=task_id,
-        description="",
-        wasm=HASH_WASM,
-        duration=5,
-        start=0,
-        delay=0,
-        repeats=repeats,
-        input=0,
-        difficulty=3,
-    )
-    return list(Iteration.objects.filter(task_id=task_id).order_by("index"))
+    return stored_task(task_id, repeats=repeats)
 
 
 def _sent(run: Iteration, number: int = 1) -> RunSent:

@@ -18,7 +18,7 @@ from tasks_app import run_records, services
 from tasks_app.journal import Record, RunEnded, RunSent
 from tasks_app.loop_db import LoopDatabase, loop_database
 from tasks_app.models import Attempt, Iteration, Task
-from tests.api.forms import HASH_WASM
+from tests.api.forms import stored_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,18 +69,7 @@ def test_the_limit_is_in_force(old_sqlite: None) -> None:
 
 
 def _task(task_id: str = "big") -> list[Iteration]:
-    services.create_task(
-        task_id=task_id,
-        description="",
-        wasm=HASH_WASM,
-        duration=5,
-        start=0,
-        delay=0,
-        repeats=RUNS,
-        input=0,
-        difficulty=3,
-    )
-    return list(Iteration.objects.filter(task_id=task_id).order_by("index"))
+    return stored_task(task_id, repeats=RUNS)
 
 
 def test_a_task_of_more_runs_than_the_limit_is_stored(old_sqlite: None) -> None:
