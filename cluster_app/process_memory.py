@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ log = logging.getLogger("ww.gateway")
 TRIM_INTERVAL = 10.0  # s
 
 
+@functools.cache
 def _libc() -> Any:
     try:
         return ctypes.CDLL(None)

@@ -230,11 +230,7 @@ class Scheduler:
             error = f"no answer from {attempt.worker_peer_id or 'its worker'} past its time limit"
             self._journal.append(
                 RunEnded(
-                    iteration_id=run.iteration_id,
-                    task_id=run.task_id,
-                    index=run.index,
-                    number=attempt.number,
-                    worker_peer_id=attempt.worker_peer_id,
+                    **_attempt_of(run, attempt.worker_peer_id, attempt.number),
                     outcome=Outcome.LOST,
                     run_state=run_state,
                     error=error,
@@ -442,7 +438,9 @@ class Scheduler:
         worker.given(run.module_hash)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
         self._tries[run.iteration_id] = number
-        self._journal.append(RunSent(**_attempt_of(run, worker, number), sent_at=timezone.now()))
+        self._journal.append(
+            RunSent(**_attempt_of(run, worker.peer_id, number), sent_at=timezone.now())
+        )
         log.debug("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, number)
         return job, number
 
@@ -502,7 +500,7 @@ class Scheduler:
         )
         self._journal.append(
             RunEnded(
-                **_attempt_of(run, worker, number),
+                **_attempt_of(run, worker.peer_id, number),
                 outcome=state,
                 run_state=State.PENDING if retry else state,
                 result=outcome.result,
@@ -573,7 +571,7 @@ class Scheduler:
         )
         self._journal.append(
             RunEnded(
-                **_attempt_of(run, worker, number),
+                **_attempt_of(run, worker.peer_id, number),
                 outcome=Outcome.LOST,
                 run_state=run_state,
                 error=error,
@@ -605,14 +603,14 @@ def _kind_of(run: DueRun) -> Kind:
     return (run.module_hash, run.input, run.difficulty)
 
 
-def _attempt_of(run: DueRun, worker: PooledWorker, number: int) -> dict[str, Any]:
+def _attempt_of(run: DueRun, worker_peer_id: str, number: int) -> dict[str, Any]:
     """The fields that name one attempt in the journal's records."""
     return {
         "iteration_id": run.iteration_id,
         "task_id": run.task_id,
         "index": run.index,
         "number": number,
-        "worker_peer_id": worker.peer_id,
+        "worker_peer_id": worker_peer_id,
     }
 
 

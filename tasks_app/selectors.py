@@ -118,30 +118,32 @@ def due_runs(
     runs = runs.select_related("task").order_by("due_at")
     rows = list(runs if limit is None else runs[:limit])
     attempts: Counter[int] = Counter()
-    ids = [it.pk for it in rows]
-    for first in range(0, len(ids), 900):  # SQLite: at most 999 parameters
+    for ids in storage.chunks([it.pk for it in rows], storage.ORM_IN_KEYS):
         counted = (
-            Attempt.objects.filter(iteration_id__in=ids[first : first + 900])
+            Attempt.objects.filter(iteration_id__in=ids)
             .values("iteration_id")
             .annotate(n=Count("id"))
             .order_by()
         )
         attempts.update({row["iteration_id"]: row["n"] for row in counted})
-    return [
-        DueRun(
-            iteration_id=it.pk,
-            task_id=it.task_id,
-            index=it.index,
-            due_at=it.due_at,
-            module_hash=it.task.module_id,
-            input=it.task.input,
-            difficulty=it.task.difficulty,
-            duration=it.task.duration,
-            retries=it.task.retries,
-            attempts=attempts[it.pk],
-        )
-        for it in rows
-    ]
+    return [_due_run(it, attempts=attempts[it.pk]) for it in rows]
+
+
+def _due_run(run: Iteration, *, attempts: int) -> DueRun:
+    """A run (its task read with it) as the scheduler queues it."""
+    task = run.task
+    return DueRun(
+        iteration_id=run.pk,
+        task_id=task.pk,
+        index=run.index,
+        due_at=run.due_at,
+        module_hash=task.module_id,
+        input=task.input,
+        difficulty=task.difficulty,
+        duration=task.duration,
+        retries=task.retries,
+        attempts=attempts,
+    )
 
 
 def module_bytes(sha256: str) -> bytes | None:
@@ -184,18 +186,7 @@ def stale_attempts(
             continue
         stale.append(
             StaleAttempt(
-                run=DueRun(
-                    iteration_id=run.pk,
-                    task_id=task.pk,
-                    index=run.index,
-                    due_at=run.due_at,
-                    module_hash=task.module_id,
-                    input=task.input,
-                    difficulty=task.difficulty,
-                    duration=task.duration,
-                    retries=task.retries,
-                    attempts=attempt.number,
-                ),
+                run=_due_run(run, attempts=attempt.number),
                 number=attempt.number,
                 worker_peer_id=attempt.worker_peer_id,
                 task_cancelled=task.cancelled_at is not None,
