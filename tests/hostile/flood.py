@@ -66,14 +66,6 @@ class LimitedCluster(Cluster):
         return int(line.split()[1].rsplit("/", 1)[1])
 
 
-def rss_mb(pid: int) -> float:
-    """VmRSS of a process, in MB (from /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
 def open_files_limit(pid: int) -> tuple[int, int]:
     """The soft and hard RLIMIT_NOFILE of a running process."""
     for line in Path(f"/proc/{pid}/limits").read_text().splitlines():

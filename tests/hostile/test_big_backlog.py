@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.cluster import PROJECT_ROOT, Cluster, running_cluster, seed_form
 from tests.faults.harness import kill
+from tests.hostile.memory import rss_mb
 
 HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
 WINDOW = 5000
@@ -31,13 +32,6 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         WW_PING_TIMEOUT="1.5",
     ) as cluster:
         yield cluster
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def _post(cluster: Cluster, task_id: str, **fields: str) -> int:
@@ -94,11 +88,11 @@ def test_a_huge_backlog_neither_stalls_the_loop_nor_the_restart(cluster: Cluster
     )
     queued = int(listening.group(1))
     assert queued <= WINDOW
-    assert _rss_mb(cluster.gateway.pid) < RSS_BOUND_MB
+    assert rss_mb(cluster.gateway.pid) < RSS_BOUND_MB
     cluster.wait_for(
         lambda: all(sum(" joined " in s for s in proc.lines) >= 2 for proc, _ in cluster.workers),
         30,
         "the workers to rejoin",
     )
     _good_task(cluster, "after")
-    assert _rss_mb(cluster.gateway.pid) < RSS_BOUND_MB
+    assert rss_mb(cluster.gateway.pid) < RSS_BOUND_MB

@@ -14,8 +14,6 @@ and the task ran."""
 from __future__ import annotations
 
 import http.server
-import os
-import shutil
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -25,9 +23,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.cluster import HTTP, PROJECT_ROOT, Cluster, running_cluster, seed_form
+from tests.ui.browser import chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 ATTACKER = ("127.0.0.2", 9000)
 ATTACKER_ORIGIN = "http://127.0.0.2:9000"
 HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
@@ -91,31 +88,8 @@ def attacker_site(cluster: Cluster) -> Iterator[str]:
 
 @pytest.fixture
 def browser(cluster: Cluster) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() or not _has_playwright():
-        reason = "chromium and playwright are needed (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)  # under CI a missing dependency fails
-        pytest.skip(reason)
-    from playwright import sync_api
-
-    with cluster.netns.entered():
-        playwright = sync_api.sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
-
-
-def _has_playwright() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    with chromium(cluster.netns) as browser:
+        yield browser
 
 
 def task_ids(cluster: Cluster) -> set[str]:

@@ -24,13 +24,13 @@ from tests.hostile.flood import (
     connect_many,
     open_fds,
     open_files_limit,
-    rss_mb,
     run_good_task,
     sampling,
     sources,
     tls_handshake_many,
     wait_all_closed,
 )
+from tests.hostile.memory import rss_mb
 from tests.netns import NetNS, new_netns
 
 LOW_NOFILE = 256

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cluster import PROJECT_ROOT, Cluster, Proc, running_cluster, seed_form
+from tests.hostile.memory import rss_mb
 
 ROGUE = str(Path(__file__).with_name("rogue_worker.py"))
 HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
@@ -81,13 +82,6 @@ def _finished(cluster: Cluster, task_id: str, timeout: float = 60) -> list[tuple
     return result
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def _serves_a_good_task(cluster: Cluster, task_id: str) -> None:
     _submit(cluster, task_id, repeats="1")
     assert _finished(cluster, task_id) == [("succeeded", "2832")]
@@ -106,7 +100,7 @@ def test_malformed_answers_lose_only_the_rogues_attempts(cluster: Cluster, mode:
 
     def done() -> list[tuple[str, str]] | None:
         nonlocal peak
-        peak = max(peak, _rss_mb(cluster.gateway.pid))  # type: ignore[union-attr]
+        peak = max(peak, rss_mb(cluster.gateway.pid))  # type: ignore[union-attr]
         runs = _runs(cluster, f"{mode}-runs")
         return runs if runs and all(state in FINAL for state, _ in runs) else None
 
@@ -172,14 +166,14 @@ def test_a_run_held_without_answer_is_taken_back_and_the_rogue_disconnected(
 def test_a_member_reads_only_modules_it_was_sent_a_few_at_a_time(cluster: Cluster) -> None:
     assert cluster.gateway is not None
     rogue = _rogue(cluster, "fetch")
-    baseline = _rss_mb(cluster.gateway.pid)
+    baseline = rss_mb(cluster.gateway.pid)
     _submit(cluster, "fetched", repeats="10")  # some go to the rogue
     line = rogue.wait_for_line(lambda s: s.startswith("200 at once:"), 60)
     got = int(line.split()[3])
     assert got <= 1, line  # the same module again at once is refused
     never = next(s for s in rogue.lines if s.startswith("never sent:"))
     assert "refused" in never and "no run of module" in never
-    assert _rss_mb(cluster.gateway.pid) < max(RSS_BOUND_MB, baseline + 100)
+    assert rss_mb(cluster.gateway.pid) < max(RSS_BOUND_MB, baseline + 100)
     rogue.popen.kill()
     rogue.popen.wait(10)
     _serves_a_good_task(cluster, "after-fetch")

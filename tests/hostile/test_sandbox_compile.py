@@ -9,24 +9,17 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.cluster import PROJECT_ROOT, Cluster, running_cluster, seed_form
+from tests.hostile.memory import rss_mb
 from tests.security import hostile
 
 HASH_WASM = (PROJECT_ROOT / "hash.wasm").read_bytes()
 GATEWAY_RSS_BOUND_MB = 500
 FINAL = {"succeeded", "failed", "timed_out", "cancelled"}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 class PeakRss:

@@ -30,6 +30,7 @@ import wasmtime
 from websockets.sync.client import connect
 
 from tests.e2e.cluster import HTTP, PROJECT_ROOT, Cluster, running_cluster, seed_form
+from tests.hostile.memory import rss_mb
 
 RSS_BOUND_MB = 500  # README, Security: the bound under attack on this machine
 SLOW = 10
@@ -49,13 +50,6 @@ PRINT_64K = """
     (memory.fill (i32.const 16) (i32.const 121) (i32.const 65536))
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
 """
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @contextlib.contextmanager

@@ -132,21 +132,25 @@ WASI_PROBE = r"""
 """
 
 
+def leb(value: int) -> bytes:
+    """An unsigned LEB128 integer, as the wasm binary format writes sizes."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def section(ident: int, payload: bytes) -> bytes:
+    """A wasm module section: its id, its size, its payload."""
+    return bytes([ident]) + leb(len(payload)) + payload
+
+
 def many_functions(count: int) -> bytes:
     """A valid module of `count` empty functions beside a plain `run`:
     cheap to send, costly to compile (built as bytes: wat2wasm of a million
     functions is itself slow)."""
-
-    def leb(value: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, value = value & 0x7F, value >> 7
-            out.append(byte | (0x80 if value else 0))
-            if not value:
-                return bytes(out)
-
-    def section(ident: int, payload: bytes) -> bytes:
-        return bytes([ident]) + leb(len(payload)) + payload
 
     # type 0: () -> (); type 1: (i32, i32) -> i32
     types = section(1, leb(2) + b"\x60\x00\x00" + b"\x60\x02\x7f\x7f\x01\x7f")
@@ -250,17 +254,6 @@ INVALID_UTF8_STDOUT = """
 def large_functions(count: int, body_ops: int) -> bytes:
     """A valid module of `count` functions of `body_ops` additions each
     beside a plain `run`: few functions, yet costly to compile."""
-
-    def leb(value: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, value = value & 0x7F, value >> 7
-            out.append(byte | (0x80 if value else 0))
-            if not value:
-                return bytes(out)
-
-    def section(ident: int, payload: bytes) -> bytes:
-        return bytes([ident]) + leb(len(payload)) + payload
 
     types = section(1, leb(2) + b"\x60\x00\x01\x7f" + b"\x60\x02\x7f\x7f\x01\x7f")
     functions = section(3, leb(count + 1) + b"\x01" + b"\x00" * count)

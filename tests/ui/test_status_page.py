@@ -5,50 +5,22 @@ pool is listed."""
 
 from __future__ import annotations
 
-import importlib
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.ci import missing_dependency
 from tests.e2e.cluster import HTTP, Cluster
+from tests.ui.browser import chromium
 from tests.ui.live import HASH_WASM, submit
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
 def browser(cluster: Cluster) -> Iterator[Any]:
     """Chromium started inside the cluster's namespace (its driver and the
     browser inherit it), so 127.0.0.1:8080 is the gateway."""
-    if not Path(CHROMIUM).exists():
-        missing_dependency("chromium is not installed (apt-get install chromium)")
-    try:
-        sync_api = importlib.import_module("playwright.sync_api")
-    except ImportError as exc:
-        missing_dependency(f"playwright is not installed ({exc})")
-    with cluster.netns.entered():
-        playwright = sync_api.sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-    finally:
-        playwright.stop()
+    with chromium(cluster.netns) as browser:
+        yield browser
 
 
 def test_progress_reaches_100_percent_live(

@@ -68,36 +68,28 @@ def _child(watched: int, mode: str) -> subprocess.Popen[str]:
     )
 
 
-def test_the_watched_process_exiting_stops_the_watcher(
-    spawned: list[subprocess.Popen[str]],
+@pytest.mark.parametrize(
+    ("mode", "out", "code"),
+    [
+        ("TERM", "got SIGTERM\n", 0),  # the watcher's SIGTERM stops it
+        ("IGNORE", "", 1),  # ignoring it: ended outright after the grace
+    ],
+    ids=["the-watched-process-exiting-stops-the-watcher", "ignoring-it-ends-after-the-grace"],
+)
+def test_the_watched_process_exiting_ends_the_watcher(
+    spawned: list[subprocess.Popen[str]], mode: str, out: str, code: int
 ) -> None:
     other = subprocess.Popen(["sleep", "120"])
     spawned.append(other)
-    child = _child(other.pid, "TERM")
+    child = _child(other.pid, mode)
     spawned.append(child)
     assert child.stdout is not None
     assert child.stdout.readline() == "armed\n"
     other.kill()
     other.wait()
-    out, _ = child.communicate(timeout=30)
-    assert out == "got SIGTERM\n"
-    assert child.returncode == 0
-
-
-def test_a_watcher_that_ignores_the_signal_ends_after_the_grace(
-    spawned: list[subprocess.Popen[str]],
-) -> None:
-    other = subprocess.Popen(["sleep", "120"])
-    spawned.append(other)
-    child = _child(other.pid, "IGNORE")
-    spawned.append(child)
-    assert child.stdout is not None
-    assert child.stdout.readline() == "armed\n"
-    other.kill()
-    other.wait()
-    out, _ = child.communicate(timeout=30)
-    assert out == ""
-    assert child.returncode == 1
+    said, _ = child.communicate(timeout=30)
+    assert said == out
+    assert child.returncode == code
 
 
 def test_a_parent_killed_outright_takes_its_child_along(
