@@ -19,16 +19,26 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 import tasks_app.metrics  # noqa: F401 - registers this process's own metrics
-from tasks_app.models import Iteration
+from tasks_app.models import Iteration, PendingCancellation
 
 
 class RunStateCollector(Collector):
-    """`ww_runs{state=...}`: how many runs are in each state now."""
+    """`ww_runs{state=...}`: how many runs are in each state now, as every
+    read shows them: a cancelled task's runs the settler has not reached
+    yet still say `pending` in their rows and count as `cancelled` (none
+    of them will run; tasks_app.state_counts)."""
 
     def collect(self) -> Iterator[Metric]:
         counts = dict.fromkeys(Iteration.State.values, 0)
         for row in Iteration.objects.values("state").annotate(n=Count("id")).order_by():
             counts[row["state"]] = row["n"]
+        unsettled = Iteration.objects.filter(
+            state=Iteration.State.PENDING,
+            task_id__in=PendingCancellation.objects.values("task_id"),
+            task__cancelled_at__isnull=False,
+        ).count()
+        counts[Iteration.State.PENDING] -= unsettled
+        counts[Iteration.State.CANCELLED] += unsettled
         family = GaugeMetricFamily("ww_runs", "Runs by state, from the database", labels=["state"])
         for state, n in counts.items():
             family.add_metric([state], n)

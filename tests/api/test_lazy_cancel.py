@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from tasks_app import run_records, selectors, services
 from tasks_app.journal import RunEnded, RunSent
@@ -147,6 +148,14 @@ def test_delete_counts_every_run_not_started_cancelled_while_rows_convert(
     page = client.get("/status/tasks/big/?page=3").content.decode()  # runs 200-299
     shown = re.findall(r'<tbody class="run" data-run="\d+" data-state="(\w+)"', page)
     assert shown == ["cancelled"] * 100
+    # And /metrics' runs by state (no other task here).
+    scraped = {
+        s.labels["state"]: s.value
+        for family in text_string_to_metric_families(client.get("/metrics").content.decode())
+        if family.name == "ww_runs"
+        for s in family.samples
+    }
+    assert scraped == expected
 
 
 def test_the_settler_converts_the_rest_in_chunks_and_leaves_the_backlog(

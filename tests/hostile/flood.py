@@ -145,10 +145,14 @@ def closed_by_peer(sock: socket.socket, received: bytearray | None = None) -> bo
     """Whether the other end has closed (EOF or reset), without blocking;
     what it sent before closing (a 408, TLS records) is read into
     `received` when given."""
+    if sock.fileno() < 0:
+        return True
+    # poll, not select: a flood's descriptors run past select's FD_SETSIZE.
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
     try:
         while True:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if not readable:
+            if not poller.poll(0):
                 return False
             sock.setblocking(False)
             try:
