@@ -19,6 +19,8 @@ class Module(models.Model):
     wasm = models.BinaryField()
     size = models.PositiveIntegerField()
     kind = models.CharField(max_length=8, choices=Kind.choices)
+    # The names the module exports (functions, memories, ...), read at upload.
+    exports = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -40,6 +42,21 @@ class Task(models.Model):
     retries = models.PositiveSmallIntegerField(
         default=0, help_text="Extra attempts for a run that traps or times out (0: none)"
     )
+    # What a run is given beyond the seed's two integers (SPEC, "Second
+    # contract"). A WASI command sees exactly `args` (after argv[0]), `stdin`
+    # and `env`; null args means the seed's [input, difficulty].
+    args = models.JSONField(
+        null=True, blank=True, help_text="argv after argv[0] (null: input, difficulty)"
+    )
+    stdin = models.BinaryField(default=b"", blank=True)
+    env = models.JSONField(default=dict, blank=True)
+    # Where and in which order runs go (stored and validated now; given their
+    # effect by the routing work: until then only the defaults are accepted).
+    priority = models.SmallIntegerField(default=0)
+    queue = models.CharField(max_length=100, default="default")
+    constraints = models.JSONField(default=dict, blank=True)
+    replicas = models.PositiveSmallIntegerField(default=1)
+    fuel = models.PositiveBigIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(db_index=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # Runs that succeeded, kept by the journal's writer as runs settle (a run
@@ -76,6 +93,11 @@ class Iteration(models.Model):
     due_at = models.DateTimeField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     result = models.TextField(blank=True, default="")
+    # The output when it is not UTF-8 text (then `result` is empty).
+    result_bytes = models.BinaryField(null=True, blank=True)
+    # Whether the output was cut to its limit (WW_RESULT_MAX_BYTES).
+    result_truncated = models.BooleanField(default=False)
+    stderr = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -111,6 +133,27 @@ class PendingCancellation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} (cancelling)"
+
+
+class IdempotencyKey(models.Model):
+    """A POST made with an `Idempotency-Key` header: the same key with the
+    same body answers what the first answered and stores nothing new; with
+    another body, 409. Kept at least WW_IDEMPOTENCY_HOURS."""
+
+    key = models.CharField(max_length=255)
+    path = models.CharField(max_length=100)
+    body_sha256 = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "path"], name="idempotency_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.key}"
 
 
 class WorkerNode(models.Model):
@@ -163,6 +206,9 @@ class Attempt(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
     result = models.TextField(blank=True, default="")
+    result_bytes = models.BinaryField(null=True, blank=True)  # as the run's
+    result_truncated = models.BooleanField(default=False)
+    stderr = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
     exit_code = models.IntegerField(null=True, blank=True)
 

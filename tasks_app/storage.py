@@ -21,6 +21,7 @@ Django's cursor (and psycopg's own), `?` for sqlite3's own cursor."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,14 @@ TASK_INSERT = Insert(
         "difficulty",
         "retries",
         "received_at",
+        "args",
+        "stdin",
+        "env",
+        "priority",
+        "queue",
+        "constraints",
+        "replicas",
+        "fuel",
     ),
     # A new task: not cancelled, nothing succeeded yet.
     constants={"cancelled_at": DEFAULT, "succeeded_count": DEFAULT},
@@ -118,7 +127,15 @@ RUN_INSERT = Insert(
     Iteration,
     given=("task", "index", "due_at"),
     # A new run waits, with nothing to show yet.
-    constants={"state": State.PENDING, "result": DEFAULT, "error": DEFAULT, "finished_at": DEFAULT},
+    constants={
+        "state": State.PENDING,
+        "result": DEFAULT,
+        "result_bytes": DEFAULT,
+        "result_truncated": DEFAULT,
+        "stderr": DEFAULT,
+        "error": DEFAULT,
+        "finished_at": DEFAULT,
+    },
 )
 # `worker` is given as its peer ID (a subselect finds the row).
 ATTEMPT_INSERT = Insert(
@@ -136,6 +153,7 @@ ATTEMPT_INSERT = Insert(
         "error",
         "exit_code",
     ),
+    constants={"result_bytes": DEFAULT, "result_truncated": DEFAULT, "stderr": DEFAULT},
 )
 INSERTS = (TASK_INSERT, RUN_INSERT, ATTEMPT_INSERT)
 
@@ -150,6 +168,8 @@ def _literal(value: object) -> str:
     Only the kinds those are; a '%' would be read as a placeholder."""
     if value is None:
         return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(value)
     if isinstance(value, str) and "%" not in value:
@@ -276,7 +296,7 @@ def insert_task(
     rows' keys."""
     time = db.ops.adapt_datetimefield_value
     returns = db.features.can_return_rows_from_bulk_insert
-    cursor.execute(sql.insert_task, _task_row(task, time))
+    cursor.execute(sql.insert_task, _task_row(task, db))
     returning = f" RETURNING {db.ops.quote_name(Iteration._meta.pk.column)}" if returns else ""
     run_ids: list[int] = []
     per_statement = MAX_PARAMS // len(RUN_INSERT.given)
@@ -293,26 +313,40 @@ def insert_task(
     return run_ids if returns else None
 
 
-def _task_row(task: Task, time: Callable[[datetime | None], Any]) -> list[Any]:
-    """TASK_INSERT's given fields of `task`, as the database takes them."""
+def _task_row(task: Task, db: BaseDatabaseWrapper) -> list[Any]:
+    """TASK_INSERT's given fields of `task`, as the database driver takes them."""
     return [
-        time(getattr(task, attname)) if is_time else getattr(task, attname)
-        for attname, is_time in _TASK_VALUES
+        adapt(getattr(task, attname), db) if adapt else getattr(task, attname)
+        for attname, adapt in _TASK_VALUES
     ]
 
 
-def _values(spec: Insert) -> list[tuple[str, bool]]:
-    """(attribute name, whether it is a time) of each given field: times
-    are adapted for the database, the other kinds the driver takes as they
-    are; a field of another kind needs its adapter here."""
-    values = []
+Adapter = Callable[[Any, BaseDatabaseWrapper], Any]
+
+
+def _values(spec: Insert) -> list[tuple[str, Adapter | None]]:
+    """(attribute name, its adapter or None) of each given field: the kinds
+    the driver takes as they are go unadapted; times and JSON through their
+    field's own preparation for the database (the backend's adapter); a
+    field of another kind needs its entry here."""
+    values: list[tuple[str, Adapter | None]] = []
     for name in spec.given:
         f = field_of(spec.model, name)
         kind = f.get_internal_type()
-        if kind not in _AS_THEY_ARE and kind != "DateTimeField":
+        if kind in _AS_THEY_ARE:
+            values.append((f.attname, None))
+        elif kind in _PREPARED:
+            values.append((f.attname, functools.partial(_prepared, f)))
+        else:
             raise TypeError(f"{spec.model.__name__}.{name}: no adapter for a {kind}")
-        values.append((f.attname, kind == "DateTimeField"))
     return values
+
+
+def _prepared(f: models.Field[Any, Any], value: Any, db: BaseDatabaseWrapper) -> Any:
+    return f.get_db_prep_save(value, connection=db)
+
+
+_PREPARED = {"DateTimeField", "JSONField"}
 
 
 _AS_THEY_ARE = {
@@ -323,6 +357,9 @@ _AS_THEY_ARE = {
     "BigIntegerField",
     "PositiveIntegerField",
     "PositiveSmallIntegerField",
+    "PositiveBigIntegerField",
+    "SmallIntegerField",
+    "BinaryField",
     "ForeignKey",
 }
 _TASK_VALUES = _values(TASK_INSERT)

@@ -208,6 +208,9 @@ def test_every_field_of_an_attempt_and_its_worker_is_written(record_runs: Writer
         "result": "out",
         "error": "trap: unreachable",
         "exit_code": 3,
+        "result_bytes": None,
+        "result_truncated": False,
+        "stderr": "",
     }
     assert {f: getattr(row, f) for f in expected} == expected
     assert {f.attname for f in Attempt._meta.concrete_fields} == {"id", *expected}

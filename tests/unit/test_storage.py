@@ -63,6 +63,8 @@ def test_constants_are_the_models_defaults_or_their_states() -> None:
 
 
 _SQL_WORDS = {
+    "TRUE",
+    "FALSE",
     "SELECT",
     "FROM",
     "WHERE",
@@ -107,7 +109,7 @@ def test_chunks_cover_the_keys_in_order_within_the_limit() -> None:
     assert list(storage.chunks([])) == []
 
 
-@pytest.mark.parametrize("value", [True, "100%", b"x", 1.5j])
+@pytest.mark.parametrize("value", ["100%", b"x", 1.5j])
 def test_only_plain_constants_are_written_into_a_statement(value: object) -> None:
     with pytest.raises(TypeError):
         storage._literal(value)
@@ -117,3 +119,4 @@ def test_a_quote_in_a_constant_is_doubled() -> None:
     assert storage._literal("it's") == "'it''s'"
     assert storage._literal(None) == "NULL"
     assert storage._literal(0) == "0"
+    assert (storage._literal(False), storage._literal(True)) == ("FALSE", "TRUE")
