@@ -12,21 +12,23 @@ from django.conf import settings
 
 def add_cluster_options(parser: Any) -> None:
     parser.add_argument(
-        "--ns", default=settings.WW_NS, help="cluster namespace (default %(default)s; env WW_NS)"
+        "--ns",
+        default=settings.WW_CLUSTER.ns,
+        help="cluster namespace (default %(default)s; env WW_NS)",
     )
     parser.add_argument(
         "--listen",
-        default=settings.WW_LISTEN,
+        default=settings.WW_CLUSTER.listen,
         help="RPC listen multiaddr (default %(default)s; env WW_LISTEN)",
     )
     parser.add_argument(
         "--discover",
-        default=settings.WW_DISCOVER,
+        default=settings.WW_CLUSTER.discover,
         help="multicast group for discovery (default %(default)s; env WW_DISCOVER)",
     )
     parser.add_argument(
         "--cluster-key-file",
-        default=settings.WW_CLUSTER_KEY_FILE,
+        default=settings.WW_CLUSTER.cluster_key_file,
         help="shared cluster secret; only nodes holding it can join "
         "(default: none, an open cluster; env WW_CLUSTER_KEY_FILE)",
     )

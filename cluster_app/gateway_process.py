@@ -88,13 +88,13 @@ class GatewayProcess:
         return_large_blocks_to_the_system()
         compat_daphne.bound_request_bodies(settings.WW_TASKS.request_body_max_bytes)
         compat_daphne.bound_websocket_writes(
-            max_buffered=settings.WW_WS_MAX_BUFFERED,
-            stall=settings.WW_WS_STALL,
-            close_grace=settings.WW_WS_CLOSE_GRACE,
+            max_buffered=settings.WW_CLUSTER.ws_max_buffered,
+            stall=settings.WW_CLUSTER.ws_stall,
+            close_grace=settings.WW_CLUSTER.ws_close_grace,
         )
         compat_daphne.guard_connections(
-            header_timeout=settings.WW_HTTP_HEADER_TIMEOUT,
-            max_per_source=settings.WW_HTTP_MAX_PER_SOURCE,
+            header_timeout=settings.WW_CLUSTER.http_header_timeout,
+            max_per_source=settings.WW_CLUSTER.http_max_per_source,
         )
 
         self.server = daphne.server.Server(

@@ -30,8 +30,8 @@ class WorkerAgent:
         self.executor = executor
         self.peer_id = config.identity.peer_id
         self._execution_log = (
-            ExecutionLog(settings.WW_EXECUTION_LOG, self.peer_id)
-            if settings.WW_EXECUTION_LOG
+            ExecutionLog(settings.WW_WORKERS.execution_log, self.peer_id)
+            if settings.WW_WORKERS.execution_log
             else None
         )
         self._stopping = asyncio.Event()

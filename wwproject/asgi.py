@@ -46,7 +46,7 @@ def make_application(runtime: Runtime | None = None) -> Any:
 
 def _django_handler(runtime: Runtime | None) -> ThreadedDjangoHandler:
     return ThreadedDjangoHandler(
-        threads=settings.WW_HTTP_THREADS,
+        threads=settings.WW_PROJECT.http_threads,
         before_response=None if runtime is None else runtime.before_response,
     )
 

@@ -64,14 +64,14 @@ class Command(BaseCommand):
             "--discover",
             default=None,
             help="multicast group multiaddr (default: WW_DISCOVER, "
-            f"currently {settings.WW_DISCOVER})",
+            f"currently {settings.WW_CLUSTER.discover})",
         )
         parser.add_argument(
             "--ns", default=None, help="only show packets of this namespace (default: all)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        text = options["discover"] or settings.WW_DISCOVER
+        text = options["discover"] or settings.WW_CLUSTER.discover
         try:
             group = parse_multiaddr(text)
         except MultiaddrError as exc:
