@@ -137,8 +137,13 @@ def main() -> int:
     args = parser.parse_args()
 
     procs = Procs(Path(tempfile.mkdtemp(prefix="ww-big-task-bench-")))
+
+    def on_signal(signum: int, frame: object) -> None:
+        procs.stop_all()
+        sys.exit(1)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: (procs.stop_all(), sys.exit(1)))
+        signal.signal(sig, on_signal)
     wasm = modules.noop_wasm()
     sys_ = OurSystem(procs, label="big", log_level="WARNING")
     out: dict[str, Any] = {"runs_per_big_task": args.runs, "load_clients": args.load}

@@ -1,7 +1,8 @@
 """The Celery 5 baseline: one task that runs a wasm module's run(a, b)
-through wasmtime, with a per-process compiled-module cache keyed by the
-module's SHA-256. Redis is broker and result backend, on its own database
-(BENCH_REDIS_URL, default redis://127.0.0.1:6379/9).
+through wasmtime (bench/peer_task.py: a per-process compiled-module cache
+keyed by the module's SHA-256, a fresh Store per run). Redis is broker and
+result backend, on its own database (BENCH_REDIS_URL, default
+redis://127.0.0.1:6379/9).
 
 Worker (what bench/run.py starts):
     celery -A bench.celery_app worker -P prefork -c 2 -Q wwbench
@@ -12,15 +13,14 @@ BENCH_ACKS_LATE=1 turns on task_acks_late and task_reject_on_worker_lost
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import time
 from typing import Any
 
-import wasmtime
-from celery import Celery
+from celery import Celery  # type: ignore[import-not-found]  # Celery publishes no type information
+
+from bench import peer_task
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 QUEUE = "wwbench"
@@ -39,21 +39,14 @@ app.conf.update(
 if os.environ.get("BENCH_ACKS_LATE") == "1":
     app.conf.update(task_acks_late=True, task_reject_on_worker_lost=True)
 
-# Per process (created after the prefork fork, on first use).
-_state: dict[str, Any] = {"pid": None}
-
-
-def _engine() -> tuple[wasmtime.Engine, dict[str, wasmtime.Module]]:
-    if _state["pid"] != os.getpid():
-        _state.update(pid=os.getpid(), engine=wasmtime.Engine(), cache={}, redis=None)
-    return _state["engine"], _state["cache"]
+_state: dict[str, Any] = {}
 
 
 def _redis() -> Any:
-    if _state.get("redis") is None:
+    if _state.get("redis_pid") != os.getpid():  # a connection per process, made after the fork
         import redis
 
-        _state["redis"] = redis.Redis.from_url(REDIS_URL)
+        _state.update(redis=redis.Redis.from_url(REDIS_URL), redis_pid=os.getpid())
     return _state["redis"]
 
 
@@ -66,20 +59,4 @@ def run_wasm(
         _redis().rpush(
             STARTS_KEY, json.dumps({"id": self.request.id, "pid": os.getpid(), "t": started})
         )
-    engine, cache = _engine()
-    module = cache.get(digest)
-    if module is None:
-        wasm = base64.b64decode(wasm_b64)
-        if hashlib.sha256(wasm).hexdigest() != digest:
-            raise ValueError("module bytes do not match their hash")
-        module = cache[digest] = wasmtime.Module(engine, wasm)
-    store = wasmtime.Store(engine)
-    run = wasmtime.Instance(store, module, []).exports(store)["run"]
-    value = run(store, a, b)
-    finished = time.time()
-    return {
-        "result": str(int(value) & ((1 << 64) - 1)),
-        "started": started,
-        "finished": finished,
-        "pid": os.getpid(),
-    }
+    return peer_task.run_wasm(digest, wasm_b64, a, b, started)

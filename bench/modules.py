@@ -82,6 +82,7 @@ def time_run(wasm: bytes, a: int, b: int, repeat: int = 3) -> float:
         store = wasmtime.Store(engine)
         store.set_epoch_deadline(1 << 40)
         run = wasmtime.Instance(store, module, []).exports(store)["run"]
+        assert isinstance(run, wasmtime.Func)
         t0 = time.perf_counter()
         run(store, a, b)
         best = min(best, time.perf_counter() - t0)

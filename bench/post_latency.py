@@ -167,8 +167,13 @@ def main() -> int:
     args = parser.parse_args()
 
     procs = Procs(Path(tempfile.mkdtemp(prefix="ww-post-bench-")))
+
+    def on_signal(signum: int, frame: object) -> None:
+        procs.stop_all()
+        sys.exit(1)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: (procs.stop_all(), sys.exit(1)))
+        signal.signal(sig, on_signal)
     wasm = modules.noop_wasm()
     sys_ = OurSystem(procs, label="post", log_level="WARNING")
     reps: list[dict[str, Any]] = []

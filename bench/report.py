@@ -1,8 +1,13 @@
 """The report: a table built from declared measures, and the markdown page.
 
-Each `Measure` declares its name, its unit, where ours and the peer's
-(Celery's) figures are in the results, its target and how that target is
-judged. The table is one row per measure whose section was measured:
+Each `Measure` declares its name, its unit, where ours and the peers'
+(Celery's; Dramatiq's two configurations, 2x1 and 2x8) figures are in the
+results, its target and how that target is judged. The table is one row per
+measure whose section was measured: (measure, ours, celery, dramatiq 2x1,
+dramatiq 2x8, ours / fastest peer, target, met?); the ratio is against the
+fastest peer configuration of that row (the highest figure where higher is
+better, else the lowest), named in the cell. Results without any Dramatiq
+figure (runs from before it was a peer) give the table they gave then:
 (measure, ours, celery, ratio ours/celery, target, met?). Pure: results in,
 text out."""
 
@@ -10,20 +15,34 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bench.measures import div
 
 PEER = "celery"
+DRAMATIQ = ("dramatiq_2x1", "dramatiq_2x8")  # the results' keys of its configurations
+LABELS = {PEER: "celery", "dramatiq_2x1": "dramatiq 2x1", "dramatiq_2x8": "dramatiq 2x8"}
+BEST = "best"  # a target against the fastest peer configuration of its row
 HEAD = ("measure", "ours", PEER, "ratio", "target", "met?")
+HEAD_ALL = (
+    "measure",
+    "ours",
+    *LABELS.values(),
+    "ours / fastest peer",
+    "target",
+    "met?",
+)
 # Units written next to every figure; the others are in the measure's name.
 UNITS_IN_CELLS = frozenset({"x"})
+NOT_AVAILABLE = "n/a"
 
 Section = dict[str, Any]
 Getter = Callable[[Section], Any]
-Row = tuple[str, str, str, str, str, str]
+Row = tuple[str, ...]
+# The peers' single figures of a row, by results key (a peer shown 'a / b' has none).
+Peers = Mapping[str, Any]
 
 
 def cell(value: Any, digits: int = 1, unit: str = "") -> str:
@@ -48,10 +67,35 @@ def _with_unit(limit: float, unit: str) -> str:
     return f"{limit:g}{unit}" if unit in UNITS_IN_CELLS else f"{limit:g} {unit}"
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def fastest(peers: Peers, higher_is_better: bool) -> tuple[str, float] | None:
+    """The peer configuration with the best figure (highest or lowest), and
+    that figure; None when no peer has one."""
+    figures = [(name, v) for name, v in peers.items() if _number(v)]
+    if not figures:
+        return None
+    pick = max if higher_is_better else min
+    return pick(figures, key=lambda item: item[1])
+
+
+def _peer_figure(peers: Peers, peer: str, higher_is_better: bool) -> Any:
+    if peer != BEST:
+        return peers.get(peer)
+    best = fastest(peers, higher_is_better)
+    return None if best is None else best[1]
+
+
+def _peer_text(peer: str) -> str:
+    return "fastest peer" if peer == BEST else LABELS.get(peer, peer)
+
+
 class Target(Protocol):
     def text(self, unit: str) -> str: ...
 
-    def judge(self, ours: Any, peer: Any) -> bool | None:
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
         """True met, False not met, None: cannot say."""
         ...
 
@@ -66,7 +110,7 @@ class AtMost:
     def text(self, unit: str) -> str:
         return f"<= {_with_unit(self.limit, unit)}"
 
-    def judge(self, ours: Any, peer: Any) -> bool | None:
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
         return self.missing if ours is None else bool(ours <= self.limit)
 
 
@@ -80,7 +124,7 @@ class AtLeast:
     def text(self, unit: str) -> str:
         return f">= {_with_unit(self.limit, unit)}"
 
-    def judge(self, ours: Any, peer: Any) -> bool | None:
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
         return self.missing if ours is None else bool(ours >= self.limit)
 
 
@@ -93,20 +137,24 @@ class Exactly:
     def text(self, unit: str) -> str:
         return f"{self.value}"
 
-    def judge(self, ours: Any, peer: Any) -> bool | None:
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
         return ours == self.value
 
 
 @dataclass(frozen=True)
 class PeerTimesAtMost:
-    """Ours at most `factor` times the peer's figure (lower is better)."""
+    """Ours at most `factor` times a peer's figure (lower is better): the
+    peer named, or (BEST) the lowest of the row's peer configurations."""
 
     factor: float = 1.0
+    peer: str = PEER
 
     def text(self, unit: str) -> str:
-        return f"<= {PEER}" if self.factor == 1 else f"<= {self.factor:g}x {PEER}"
+        peer = _peer_text(self.peer)
+        return f"<= {peer}" if self.factor == 1 else f"<= {self.factor:g}x {peer}"
 
-    def judge(self, ours: Any, peer: Any) -> bool | None:
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
+        peer = _peer_figure(peers, self.peer, higher_is_better=False)
         if div(ours, peer) is None:
             return None
         return bool(ours <= self.factor * peer)
@@ -114,20 +162,46 @@ class PeerTimesAtMost:
 
 @dataclass(frozen=True)
 class PeerTimesAtLeast:
-    """Ours at least `factor` times the peer's figure (higher is better)."""
+    """Ours at least `factor` times a peer's figure (higher is better): the
+    peer named, or (BEST) the highest of the row's peer configurations."""
 
     factor: float
+    peer: str = PEER
 
     def text(self, unit: str) -> str:
-        return f">= {self.factor:g}x {PEER}"
+        peer = _peer_text(self.peer)
+        return f">= {peer}" if self.factor == 1 else f">= {self.factor:g}x {peer}"
 
-    def judge(self, ours: Any, peer: Any) -> bool | None:
-        ratio = div(ours, peer)
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
+        ratio = div(ours, _peer_figure(peers, self.peer, higher_is_better=True))
         return None if ratio is None else ratio >= self.factor
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every one of the targets: not met if one is not, cannot say if one
+    cannot, else met."""
+
+    targets: tuple[Target, ...]
+
+    def text(self, unit: str) -> str:
+        return " and ".join(t.text(unit) for t in self.targets)
+
+    def judge(self, ours: Any, peers: Peers) -> bool | None:
+        verdicts = [t.judge(ours, peers) for t in self.targets]
+        if False in verdicts:
+            return False
+        return None if None in verdicts else True
 
 
 def _always(section: Section) -> bool:
     return True
+
+
+def ours_available(section: Section) -> bool:
+    """False when our side of the section reported its endpoint missing."""
+    ours = section.get("ours")
+    return not (isinstance(ours, dict) and ours.get("available") is False)
 
 
 @dataclass(frozen=True)
@@ -137,9 +211,13 @@ class Measure:
     section: the key of the results it reads (the row shows when measured);
     name: the row's label (or a function of the section, for counts in it);
     unit: of ours' and the peer's figures ('x' for ratios, shown in cells);
-    ours / peer: the figures (peer: one getter, several shown 'a / b', or
-    None when the peer has no such figure); ratio: show ours/peer;
-    target: what is promised and how it is judged (None: reported only)."""
+    ours / peer: the figures (peer, Celery's: one getter, several shown
+    'a / b', or None when the peer has no such figure); dramatiq: its 2x1
+    and 2x8 configurations' figures (None: no Dramatiq figure);
+    higher_is_better: which peer figure is the fastest (runs/s: the
+    highest; times: the lowest); ratio: show ours/peer; target: what is
+    promised and how it is judged (None: reported only); available: False
+    when ours could not be measured (an endpoint not served), shown 'n/a'."""
 
     section: str
     name: str | Callable[[Section], str]
@@ -151,26 +229,62 @@ class Measure:
     ratio: bool = True
     target: Target | None = None
     when: Callable[[Section], bool] = _always
+    dramatiq: tuple[Getter, Getter] | None = None
+    higher_is_better: bool = False
+    available: Callable[[Section], bool] = _always
 
-    def row(self, section: Section) -> Row:
-        ours = self.ours(section)
-        peers = self._peers(section)
-        peer = peers[0] if len(peers) == 1 else None
-        ratio = div(ours, peer) if self.ratio and len(peers) == 1 else None
-        return (
-            self.name(section) if callable(self.name) else self.name,
-            cell(ours, self.digits, self.unit),
-            " / ".join(cell(p, self._peer_digits, self.unit) for p in peers) if peers else "-",
-            cell(ratio, 2, "x") if self.ratio and len(peers) == 1 else "-",
-            self.target.text(self.unit) if self.target else "-",
-            verdict(self.target.judge(ours, peer)) if self.target else "-",
+    def row(self, section: Section, *, with_dramatiq: bool = False) -> Row:
+        """(measure, ours, celery, [dramatiq 2x1, dramatiq 2x8,] ratio,
+        target, met?): the Dramatiq columns and a ratio against the fastest
+        peer when with_dramatiq, else the ratio against Celery."""
+        ours = self.ours(section) if self.available(section) else None
+        celery = self._celery(section)
+        dq = self.dramatiq_figures(section)
+        peers: dict[str, Any] = {PEER: celery[0]} if len(celery) == 1 else {}
+        peers.update(zip(DRAMATIQ, dq, strict=True))
+        name = self.name(section) if callable(self.name) else self.name
+        ours_cell = cell(ours, self.digits, self.unit)
+        if not self.available(section):
+            ours_cell = NOT_AVAILABLE
+        celery_cell = (
+            " / ".join(cell(p, self._peer_digits, self.unit) for p in celery) if celery else "-"
         )
+        if with_dramatiq:
+            ratio_cell = self._ratio_to_fastest(ours, peers)
+            peer_cells: tuple[str, ...] = (
+                celery_cell,
+                *(cell(v, self._peer_digits, self.unit) for v in dq),
+            )
+        else:
+            ratio = div(ours, celery[0]) if self.ratio and len(celery) == 1 else None
+            ratio_cell = cell(ratio, 2, "x") if self.ratio and len(celery) == 1 else "-"
+            peer_cells = (celery_cell,)
+        return (
+            name,
+            ours_cell,
+            *peer_cells,
+            ratio_cell,
+            self.target.text(self.unit) if self.target else "-",
+            verdict(self.target.judge(ours, peers)) if self.target else "-",
+        )
+
+    def dramatiq_figures(self, section: Section) -> tuple[Any, Any]:
+        if self.dramatiq is None:
+            return (None, None)
+        return (self.dramatiq[0](section), self.dramatiq[1](section))
+
+    def _ratio_to_fastest(self, ours: Any, peers: Peers) -> str:
+        best = fastest(peers, self.higher_is_better) if self.ratio else None
+        ratio = div(ours, best[1]) if best is not None else None
+        if best is None or ratio is None:
+            return "-"
+        return f"{cell(ratio, 2, 'x')} ({LABELS[best[0]]})"
 
     @property
     def _peer_digits(self) -> int:
         return self.digits if self.peer_digits is None else self.peer_digits
 
-    def _peers(self, section: Section) -> list[Any]:
+    def _celery(self, section: Section) -> list[Any]:
         if self.peer is None:
             return []
         getters = self.peer if isinstance(self.peer, tuple) else (self.peer,)
@@ -191,6 +305,21 @@ def _at(*path: str) -> Getter:
     return get
 
 
+SLOT = "<peer>"  # in a path of keys: where each Dramatiq configuration's key goes
+
+
+def _dq_at(*path: str) -> tuple[Getter, Getter]:
+    """The two Dramatiq configurations' figures at a path of keys, SLOT
+    standing for the configuration's key."""
+    return _dq(lambda d: _at(*(d if key == SLOT else key for key in path)))
+
+
+def _dq(path: Callable[[str], Getter]) -> tuple[Getter, Getter]:
+    """The two Dramatiq configurations' getters, from the getter of a
+    peer's figure given its results key."""
+    return (path(DRAMATIQ[0]), path(DRAMATIQ[1]))
+
+
 def _throughput_name(label: str) -> Callable[[Section], str]:
     return lambda t: f"throughput, runs/s ({label}, N={t['runs']})"
 
@@ -204,17 +333,24 @@ def _throughput() -> list[Measure]:
             _at(key, "runs_per_s"),
             _at("celery", "runs_per_s"),
             target=PeerTimesAtLeast(2),
+            dramatiq=_dq(lambda d: _at(d, "runs_per_s")),
+            higher_is_better=True,
         )
         for label, key in (("1 task x N", "ours_one_task"), ("N tasks", "ours_separate_tasks"))
     ]
     out.append(
         Measure(
             "throughput",
-            "CPU ms per run (ours gateway+workers; celery worker+redis)",
+            lambda t: (
+                "CPU ms per run (ours gateway+workers; "
+                + ("peers" if set(DRAMATIQ) & set(t["cpu_ms_per_run_median"]) else "celery")
+                + " worker+redis)"
+            ),
             "ms",
             _at("cpu_ms_per_run_median", "ours_one_task", "system_total"),
             _at("cpu_ms_per_run_median", "celery", "system_total"),
             digits=2,
+            dramatiq=_dq(lambda d: _at("cpu_ms_per_run_median", d, "system_total")),
             when=lambda t: bool(t.get("cpu_ms_per_run_median")),
         )
     )
@@ -241,6 +377,7 @@ def _roundtrip() -> list[Measure]:
                 digits=2,
                 target=PeerTimesAtMost(1),
                 when=when,
+                dramatiq=_dq(lambda d: _at(d, "p50_ms")),
             ),
             Measure(
                 "roundtrip",
@@ -250,6 +387,7 @@ def _roundtrip() -> list[Measure]:
                 _at("celery", "p99_ms"),
                 digits=2,
                 when=when,
+                dramatiq=_dq(lambda d: _at(d, "p99_ms")),
             ),
         ]
     return out
@@ -277,6 +415,7 @@ def _punctuality() -> list[Measure]:
                     _at(shape, PEER, f"{stat}_ms"),
                     digits=2,
                     target=AtMost(limit) if stat == "p99" else None,
+                    dramatiq=_dq_at(shape, SLOT, f"{stat}_ms"),
                 )
             )
         out.append(
@@ -288,6 +427,7 @@ def _punctuality() -> list[Measure]:
                 _at(shape, PEER, "early"),
                 ratio=False,
                 target=Exactly(0),
+                dramatiq=_dq_at(shape, SLOT, "early"),
             )
         )
     return out
@@ -346,6 +486,12 @@ def _loss() -> list[Measure]:
     ]
 
 
+def _scaling_dramatiq(key: str) -> tuple[Getter, Getter]:
+    """Dramatiq's 1 -> 2 slots are --processes 1, then 2, x --threads 1:
+    shown in the 2x1 column (2 slots is that configuration)."""
+    return (_at("dramatiq", key), lambda t: None)
+
+
 def _scaling() -> list[Measure]:
     return [
         Measure(
@@ -355,6 +501,7 @@ def _scaling() -> list[Measure]:
             _at("ours", key),
             _at(PEER, key),
             digits=2,
+            dramatiq=_scaling_dramatiq(key),
         )
         for slots, key in (("1 slot", "one_slot_s"), ("2 slots", "two_slots_s"))
     ] + [
@@ -367,6 +514,7 @@ def _scaling() -> list[Measure]:
             digits=2,
             ratio=False,
             target=AtLeast(1.9),
+            dramatiq=_scaling_dramatiq("speedup"),
         )
     ]
 
@@ -386,6 +534,7 @@ def _wasm() -> list[Measure]:
             _at("ours_s"),
             _at("celery_s"),
             digits=3,
+            dramatiq=_dq(lambda d: _at(f"{d}_s")),
         ),
         Measure(
             "wasm",
@@ -396,6 +545,7 @@ def _wasm() -> list[Measure]:
             digits=2,
             ratio=False,
             target=AtMost(1.3),
+            dramatiq=_dq(lambda d: lambda t: div(t.get(f"{d}_s"), t.get("native_s"))),
         ),
     ]
 
@@ -459,6 +609,82 @@ def _big_task() -> list[Measure]:
     ]
 
 
+def _one_run_tasks() -> list[Measure]:
+    return [
+        Measure(
+            "one_run_tasks",
+            lambda t: f"one-run tasks, runs/s (N={t['runs']} requests; ours JSON by hash)",
+            "runs/s",
+            _at("ours", "runs_per_s"),
+            _at(PEER, "runs_per_s"),
+            target=AllOf((PeerTimesAtLeast(1, BEST), PeerTimesAtLeast(2))),
+            dramatiq=_dq(lambda d: _at(d, "runs_per_s")),
+            higher_is_better=True,
+            available=ours_available,
+        )
+    ]
+
+
+def _batch() -> list[Measure]:
+    return [
+        Measure(
+            "batch",
+            lambda t: f"batch of {t['runs']} one-run tasks, runs/s (ours /tasks/batch; groups)",
+            "runs/s",
+            _at("ours", "runs_per_s"),
+            _at(PEER, "runs_per_s"),
+            target=AllOf((AtLeast(10_000), PeerTimesAtLeast(3, BEST))),
+            dramatiq=_dq(lambda d: _at(d, "runs_per_s")),
+            higher_is_better=True,
+            available=ours_available,
+        )
+    ]
+
+
+def _roundtrip_wait() -> list[Measure]:
+    return [
+        Measure(
+            "roundtrip_wait",
+            f"round trip {stat}, ms (ours: JSON POST then GET ?wait)",
+            "ms",
+            _at("ours", f"{stat}_ms"),
+            _at(PEER, f"{stat}_ms"),
+            digits=2,
+            target=PeerTimesAtMost(1, BEST) if stat == "p50" else None,
+            dramatiq=_dq_at(SLOT, f"{stat}_ms"),
+            available=ours_available,
+        )
+        for stat in ("p50", "p99")
+    ]
+
+
+def _big_task_running() -> list[Measure]:
+    def name(label: str) -> Callable[[Section], str]:
+        return lambda t: f"{t['runs_per_big_task']}-run task while it runs: {label}"
+
+    return [
+        Measure(
+            "big_task_running",
+            name("GET /tasks/<id> p50, ms"),
+            "ms",
+            _at("detail_while_running", "p50_ms"),
+            target=AtMost(50),
+        ),
+        Measure(
+            "big_task_running",
+            name("GET /tasks/<id> p99, ms"),
+            "ms",
+            _at("detail_while_running", "p99_ms"),
+        ),
+        Measure(
+            "big_task_running",
+            name("runs/s meanwhile"),
+            "runs/s",
+            _at("runs_per_s"),
+        ),
+    ]
+
+
 MEASURES: tuple[Measure, ...] = (
     *_throughput(),
     *_roundtrip(),
@@ -468,23 +694,53 @@ MEASURES: tuple[Measure, ...] = (
     *_wasm(),
     *_scale(),
     *_big_task(),
+    *_one_run_tasks(),
+    *_batch(),
+    *_roundtrip_wait(),
+    *_big_task_running(),
 )
 
 
-def rows(results: dict[str, Any], measures: tuple[Measure, ...] = MEASURES) -> list[Row]:
-    """The table's rows, in the order declared, for the sections measured."""
+def _shown(results: dict[str, Any], measures: tuple[Measure, ...]) -> list[tuple[Measure, Section]]:
     out = []
     for m in measures:
         section = results.get(m.section)
         if section and m.when(section):
-            out.append(m.row(section))
+            out.append((m, section))
     return out
 
 
+def has_dramatiq(results: dict[str, Any], measures: tuple[Measure, ...] = MEASURES) -> bool:
+    """Whether any row has a Dramatiq figure (then the table has its columns)."""
+    return any(
+        v is not None
+        for m, section in _shown(results, measures)
+        for v in m.dramatiq_figures(section)
+    )
+
+
+def rows(results: dict[str, Any], measures: tuple[Measure, ...] = MEASURES) -> list[Row]:
+    """The table's rows, in the order declared, for the sections measured."""
+    with_dramatiq = has_dramatiq(results, measures)
+    return [m.row(section, with_dramatiq=with_dramatiq) for m, section in _shown(results, measures)]
+
+
 def table(results: dict[str, Any], measures: tuple[Measure, ...] = MEASURES) -> str:
-    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    head = HEAD_ALL if has_dramatiq(results, measures) else HEAD
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(results, measures)]
     return "\n".join(lines)
+
+
+def _dramatiq_line(doc: dict[str, Any]) -> str:
+    if not has_dramatiq(doc["results"]):
+        return "Ratio = ours / celery. "
+    version = doc["environment"]["versions"].get("dramatiq", "?")
+    return (
+        f"Dramatiq {version}: `--processes 2 --threads 1` (2x1, db 10) and `--processes 2 "
+        "--threads 8` (2x8, db 11), Redis broker and Results middleware.\n"
+        "Ratio = ours / the fastest peer configuration of the row (named). "
+    )
 
 
 def render_markdown(doc: dict[str, Any], tab: str) -> str:
@@ -503,7 +759,7 @@ at end {", ".join(f"{x:.2f}" for x in env["load_average_at_end"])}; took
 {env["bench_seconds"]:.0f} s. Our system: gateway + 2 x `runworker --concurrency 1`
 (SQLite, in-memory channel layer, default log level). Celery {env["versions"]["celery"]}:
 prefork `-c 2`, Redis {env["redis_server"]} broker and result backend (db 9).
-Ratio = ours / celery. How each number is taken: `bench/README.md`.
+{_dramatiq_line(doc)}How each number is taken: `bench/README.md`.
 
 {tab}
 

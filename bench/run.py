@@ -1,11 +1,13 @@
-"""One command: ww-scheduler vs a Celery 5 + Redis baseline on the same
-wasm modules, on this machine, in one invocation (issue 5).
+"""One command: ww-scheduler vs Celery 5 + Redis and Dramatiq 2 + Redis
+baselines on the same wasm modules, on this machine, in one invocation
+(issues 5 and 17.8).
 
     .venv/bin/python bench/run.py [--quick] [--only NAME,...] [--out bench/RESULTS.md]
                                   [--json PATH] [--profile DIR]
 
 Measures (names for --only): throughput, roundtrip, punctuality, loss,
-scaling, wasm, scale; and, only when named, big_task (bench/big_task.py, a
+scaling, wasm, scale, one_run_tasks, batch, roundtrip_wait,
+big_task_running; and, only when named, big_task (bench/big_task.py, a
 100,000-run task against our gateway alone, a few minutes more). --profile
 DIR instead records py-spy profiles of our gateway and a worker during the
 throughput and round-trip loads and prints the hot spots.
@@ -22,9 +24,12 @@ processes (2 slots), static bootstrap on 127.0.0.1, `--no-discovery` (no
 multicast), a fresh WW_STATE_DIR per start. Celery: bench/celery_app.py,
 `celery worker -P prefork -c 2` (Celery's default log level), Redis broker
 and result backend on 127.0.0.1:6379 db 9 (only that db is flushed).
-Every process is started by this script and stopped by PID, also on
-Ctrl-C or an error. Bench-only requirements: bench/requirements.txt
-(installed into the running venv if missing).
+Dramatiq: bench/dramatiq_app.py, `dramatiq --processes 2 --threads 1` on db
+10 and `--processes 2 --threads 8` on db 11 (each flushes only its own db),
+its Redis broker and Results middleware. Every process is started by this
+script and stopped by PID, also on Ctrl-C or an error. Bench-only
+requirements: bench/requirements.txt (installed into the running venv if
+missing).
 """
 
 from __future__ import annotations
@@ -47,11 +52,37 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ALL = ["throughput", "roundtrip", "punctuality", "loss", "scaling", "wasm", "scale"]
+ALL = [
+    "throughput",
+    "roundtrip",
+    "punctuality",
+    "loss",
+    "scaling",
+    "wasm",
+    "scale",
+    "one_run_tasks",
+    "batch",
+    "roundtrip_wait",
+    "big_task_running",
+]
+# The measures taken with every system up together, taking turns.
+MAIN = {
+    "throughput",
+    "roundtrip",
+    "punctuality",
+    "wasm",
+    "one_run_tasks",
+    "batch",
+    "roundtrip_wait",
+    "big_task_running",
+}
 # Run only when named in --only: not part of the Celery comparison (issue 5),
 # and it would lengthen the full run that before/after comparisons repeat.
 ON_REQUEST = ["big_task"]
 BIG_TASK_TIMEOUT = 1800.0
+ONE_RUN_TASKS = 2000  # issue 17.8's counts, --quick included: its targets are at these sizes
+BATCH = 10_000
+BIG_TASK_RUNS = 100_000
 
 
 def ensure_requirements() -> None:
@@ -75,16 +106,21 @@ ensure_requirements()
 
 from bench import modules, report  # noqa: E402
 from bench.celery_side import CeleryBaseline  # noqa: E402
+from bench.dramatiq_side import DramatiqBaseline, start_both  # noqa: E402
 from bench.ours import OurSystem  # noqa: E402
 from bench.procs import Procs  # noqa: E402
 from bench.progress import log  # noqa: E402
 from bench.shapes import (  # noqa: E402
+    batch,
+    big_task_running,
     fairness,
     hash_puzzle,
     listing,
     loss,
+    one_run_tasks,
     punctuality,
     roundtrip,
+    roundtrip_wait,
     scaling,
     throughput,
 )
@@ -128,42 +164,92 @@ class Bench:
 
     # -- phases --------------------------------------------------------------
 
+    def start_dramatiq(self) -> list[DramatiqBaseline]:
+        """Both Dramatiq configurations, or none (the error recorded) so
+        that ours and Celery's measures still run."""
+        try:
+            return start_both(self.procs)
+        except Exception as exc:  # noqa: BLE001 - reported; the rest goes on
+            import traceback
+
+            log(f"dramatiq did not start: {exc}")
+            self.results.setdefault("errors", {})["dramatiq"] = traceback.format_exc()[-3000:]
+            return []
+
     def phase_main(self, wanted: set[str]) -> None:
-        """Measures 1, 2, 3, 6 with both systems up (alternating, so both
-        see the same background load)."""
-        if not wanted & {"throughput", "roundtrip", "punctuality", "wasm"}:
+        """Measures 1, 2, 3, 6 and issue 17.8's with every system up
+        (taking turns, so all see the same background load)."""
+        if not wanted & MAIN:
             return
-        log("starting our gateway + 2 workers, and celery -c 2")
+        log("starting our gateway + 2 workers, celery -c 2, dramatiq 2x1 and 2x8")
         us = OurSystem(self.procs, label="main")
         us.start_gateway()
         us.start_worker()
         us.start_worker()
         cel = CeleryBaseline(self.procs, concurrency=2)
         cel.start()
+        dqs = self.start_dramatiq()
         try:
             for wasm in (self.noop, self.hash):
                 us.warm_up(wasm, input=0, difficulty=1)
                 cel.warm_up(wasm, 0, 1)
-            if "throughput" in wanted:
-                self.results["throughput"] = throughput.compare(
-                    us, cel, self.noop, self.tput_n, self.reps
-                )
-            if "roundtrip" in wanted:
-                n, chunk = (50, 25) if self.quick else (200, 50)
-                self.results["roundtrip"] = roundtrip.compare(us, cel, self.noop, n, chunk)
-            if "punctuality" in wanted:
-                self.results["punctuality"] = punctuality.compare(
-                    us, cel, self.noop, self.long_reps
-                )
-            if "wasm" in wanted:
-                difficulty = 5 if self.quick else 6
-                self.results["wasm"] = hash_puzzle.compare(
-                    us, cel, self.hash, self.work, difficulty, self.long_reps
-                )
+                for d in dqs:
+                    d.warm_up(wasm, 0, 1)
+            self.main_measures(wanted, us, cel, dqs)
             self.results.setdefault("gateway", {})["rss_mb_after_main"] = us.gateway_rss_mb()
         finally:
+            for d in dqs:
+                d.stop()
             cel.stop()
             us.stop()
+
+    def main_measures(
+        self,
+        wanted: set[str],
+        us: OurSystem,
+        cel: CeleryBaseline,
+        dqs: list[DramatiqBaseline],
+    ) -> None:
+        """Each measure of the main phase; one failing is recorded and the
+        others still run."""
+        n, chunk = (50, 25) if self.quick else (200, 50)
+        difficulty = 5 if self.quick else 6
+        measures: list[tuple[str, Any]] = [
+            (
+                "throughput",
+                lambda: throughput.compare(us, cel, dqs, self.noop, self.tput_n, self.reps),
+            ),
+            ("roundtrip", lambda: roundtrip.compare(us, cel, dqs, self.noop, n, chunk)),
+            ("punctuality", lambda: punctuality.compare(us, cel, dqs, self.noop, self.long_reps)),
+            (
+                "wasm",
+                lambda: hash_puzzle.compare(
+                    us, cel, dqs, self.hash, self.work, difficulty, self.long_reps
+                ),
+            ),
+            (
+                "one_run_tasks",
+                lambda: one_run_tasks.compare(us, cel, dqs, self.noop, ONE_RUN_TASKS, self.reps),
+            ),
+            ("batch", lambda: batch.compare(us, cel, dqs, self.noop, BATCH, self.reps)),
+            ("roundtrip_wait", lambda: roundtrip_wait.compare(us, cel, dqs, self.noop, n, chunk)),
+            (
+                "big_task_running",
+                lambda: big_task_running.measure(
+                    us, self.noop, 20_000 if self.quick else BIG_TASK_RUNS
+                ),
+            ),
+        ]
+        for name, fn in measures:
+            if name not in wanted:
+                continue
+            try:
+                self.results[name] = fn()
+            except Exception as exc:  # noqa: BLE001 - one measure failing keeps the others
+                import traceback
+
+                log(f"measure {name} FAILED: {exc}")
+                self.results.setdefault("errors", {})[name] = traceback.format_exc()[-3000:]
 
     def phase_scaling(self) -> None:
         self.calibrate()
@@ -283,6 +369,7 @@ def environment() -> dict[str, Any]:
                 "pycapnp",
                 "wasmtime",
                 "celery",
+                "dramatiq",
                 "kombu",
                 "billiard",
                 "redis",

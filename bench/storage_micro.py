@@ -21,9 +21,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = {
+FIELDS: dict[str, Any] = {
     "description": "",
     "duration": 5.0,
     "start": 0.0,
@@ -109,7 +110,12 @@ def _run(rounds: int, n: int, batch: int) -> None:
         for b in range(count):
             records: list[RunSent | RunEnded] = []
             for pk, index in runs[b * batch : (b + 1) * batch]:
-                key = {"iteration_id": pk, "task_id": task_id, "index": index, "number": 1}
+                key: dict[str, Any] = {
+                    "iteration_id": pk,
+                    "task_id": task_id,
+                    "index": index,
+                    "number": 1,
+                }
                 records.append(RunSent(**key, worker_peer_id="w", sent_at=now))
                 records.append(
                     RunEnded(

@@ -1,15 +1,18 @@
 """Round trip: one run due now, from just before its submission to its
 final state in the client. Ours two ways (polling `GET /tasks/<id>`, and the
 run's final state on the `/ws/tasks/` stream), Celery's
-`apply_async(...).get()`; the three take turns in rounds."""
+`apply_async(...).get()`, Dramatiq's `send` then `get_result(block=True)`
+(each configuration); they take turns in rounds."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bench.celery_side import CeleryBaseline
 from bench.clients import FINAL, RunEvents, run_timings
+from bench.dramatiq_side import DramatiqBaseline
 from bench.measures import merge_rounds, pct
 from bench.ours import OurSystem
 from bench.progress import log
@@ -120,9 +123,31 @@ def celery(c: CeleryBaseline, wasm: bytes, n: int) -> dict[str, Any]:
     }
 
 
-def compare(us: OurSystem, cel: CeleryBaseline, wasm: bytes, n: int, chunk: int) -> dict[str, Any]:
+def dramatiq(d: DramatiqBaseline, wasm: bytes, n: int) -> dict[str, Any]:
+    totals = []
+    for _ in range(n):
+        t0 = time.time()
+        d.call(wasm, 1, 2, timeout=30)
+        totals.append((time.time() - t0) * 1000)
+    return {
+        "p50_ms": pct(totals, 50),
+        "p99_ms": pct(totals, 99),
+        "n": n,
+        "samples_ms": totals,
+        "method": "send(...) then message.get_result(block=True)",
+    }
+
+
+def compare(
+    us: OurSystem,
+    cel: CeleryBaseline,
+    dqs: Sequence[DramatiqBaseline],
+    wasm: bytes,
+    n: int,
+    chunk: int,
+) -> dict[str, Any]:
     """`n` round trips each, in rounds of `chunk` per client taking turns,
-    so that a slow spell of this shared machine falls on all three alike;
+    so that a slow spell of this shared machine falls on all of them alike;
     percentiles over every sample."""
     log(f"round trip: {n} each, in turns of {chunk}")
     parts: dict[str, list[dict[str, Any]]] = {"ours": [], "ours_websocket": [], "celery": []}
@@ -133,4 +158,6 @@ def compare(us: OurSystem, cel: CeleryBaseline, wasm: bytes, n: int, chunk: int)
         except Exception as exc:  # noqa: BLE001 - reported, the rest goes on
             parts["ours_websocket"].append({"error": f"{type(exc).__name__}: {exc}"})
         parts["celery"].append(celery(cel, wasm, chunk))
+        for d in dqs:
+            parts.setdefault(d.name, []).append(dramatiq(d, wasm, chunk))
     return {name: merge_rounds(rs) for name, rs in parts.items()}

@@ -12,6 +12,7 @@ from typing import Any
 
 from bench.celery_side import CeleryBaseline
 from bench.clients import run_timings
+from bench.dramatiq_side import DramatiqBaseline
 from bench.measures import div, med
 from bench.ours import OurSystem
 from bench.procs import Procs
@@ -46,9 +47,20 @@ def celery(c: CeleryBaseline, wasm: bytes, n: int, iters: int) -> dict[str, Any]
     }
 
 
+def dramatiq(d: DramatiqBaseline, wasm: bytes, n: int, iters: int) -> dict[str, Any]:
+    t0 = time.time()
+    messages = [d.send(wasm, 1, iters) for _ in range(n)]
+    outs = [d.result(m, timeout=120) for m in messages]
+    return {
+        "seconds": time.time() - t0,
+        "mean_exec_s": sum(o["finished"] - o["started"] for o in outs) / n,
+    }
+
+
 def measure(procs: Procs, wasm: bytes, iters: int, run_seconds: float, reps: int) -> dict[str, Any]:
-    """Ours with one worker, then a second; Celery -c 1, then -c 2; each
-    `reps` times, medians."""
+    """Ours with one worker, then a second; Celery -c 1, then -c 2;
+    Dramatiq --processes 1, then 2 (--threads 1: one slot per process);
+    each `reps` times, medians."""
     log("scaling: ours with 1 slot")
     us = OurSystem(procs, label="scaling")
     us.start_gateway()
@@ -95,5 +107,25 @@ def measure(procs: Procs, wasm: bytes, iters: int, run_seconds: float, reps: int
         "two_slots_s": cel_t[2],
         "speedup": div(cel_t[1], cel_t[2]),
         "mean_exec_s": {"one_slot": cel_exec[1], "two_slots": cel_exec[2]},
+    }
+    dq_t: dict[int, float | None] = {}
+    dq_exec: dict[int, float | None] = {}
+    for processes in (1, 2):
+        log(f"scaling: dramatiq --processes {processes} --threads 1")
+        d = DramatiqBaseline(procs, processes=processes, threads=1, db=10)
+        d.start()
+        try:
+            d.warm_up(wasm, 1, 1000, runs=2 * processes)
+            rs = [dramatiq(d, wasm, RUNS, iters) for _ in range(reps)]
+            dq_t[processes] = med([r["seconds"] for r in rs])
+            dq_exec[processes] = med([r["mean_exec_s"] for r in rs])
+        finally:
+            d.stop()
+    out["dramatiq"] = {
+        "one_slot_s": dq_t[1],
+        "two_slots_s": dq_t[2],
+        "speedup": div(dq_t[1], dq_t[2]),
+        "mean_exec_s": {"one_slot": dq_exec[1], "two_slots": dq_exec[2]},
+        "configurations": "--processes 1 --threads 1, then --processes 2 --threads 1",
     }
     return out

@@ -13,7 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.report import (
+    BEST,
+    HEAD_ALL,
     MEASURES,
+    AllOf,
     AtLeast,
     AtMost,
     Exactly,
@@ -21,6 +24,8 @@ from bench.report import (
     PeerTimesAtLeast,
     PeerTimesAtMost,
     cell,
+    fastest,
+    has_dramatiq,
     rows,
     table,
 )
@@ -32,29 +37,30 @@ positive = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False)
 
 @given(ours=figures, limit=figures)
 def test_at_most_is_met_exactly_when_ours_is_not_above(ours: float, limit: float) -> None:
-    assert AtMost(limit).judge(ours, None) is (ours <= limit)
-    assert AtLeast(limit).judge(ours, None) is (ours >= limit)
+    assert AtMost(limit).judge(ours, {}) is (ours <= limit)
+    assert AtLeast(limit).judge(ours, {}) is (ours >= limit)
 
 
 def test_no_figure_is_cannot_say_unless_declared_a_failure() -> None:
-    assert AtMost(5).judge(None, None) is None
-    assert AtMost(1, missing=False).judge(None, None) is False
-    assert AtLeast(1.9).judge(None, None) is None
-    assert Exactly(0).judge(None, None) is False
+    assert AtMost(5).judge(None, {}) is None
+    assert AtMost(1, missing=False).judge(None, {}) is False
+    assert AtLeast(1.9).judge(None, {}) is None
+    assert Exactly(0).judge(None, {}) is False
 
 
 @given(ours=figures, peer=positive, factor=st.sampled_from([0.5, 1.0, 2.0]))
 def test_peer_targets_compare_ours_to_a_multiple_of_the_peer(
     ours: float, peer: float, factor: float
 ) -> None:
-    assert PeerTimesAtMost(factor).judge(ours, peer) is (ours <= factor * peer)
-    assert PeerTimesAtLeast(factor).judge(ours, peer) is (ours / peer >= factor)
+    assert PeerTimesAtMost(factor).judge(ours, {"celery": peer}) is (ours <= factor * peer)
+    assert PeerTimesAtLeast(factor).judge(ours, {"celery": peer}) is (ours / peer >= factor)
 
 
 def test_peer_targets_cannot_say_without_both_figures() -> None:
-    assert PeerTimesAtMost().judge(1.0, None) is None
-    assert PeerTimesAtMost().judge(None, 1.0) is None
-    assert PeerTimesAtLeast(2).judge(3.0, 0) is None
+    assert PeerTimesAtMost().judge(1.0, {"celery": None}) is None
+    assert PeerTimesAtMost().judge(None, {"celery": 1.0}) is None
+    assert PeerTimesAtLeast(2).judge(3.0, {"celery": 0}) is None
+    assert PeerTimesAtLeast(1, BEST).judge(3.0, {}) is None
 
 
 def test_target_texts() -> None:
@@ -154,7 +160,8 @@ def test_a_failed_side_shows_no_figure_and_no_verdict() -> None:
 
 def test_every_measure_names_a_section_the_bench_writes() -> None:
     written = {
-        "throughput", "roundtrip", "punctuality", "loss", "scaling", "wasm", "scale", "big_task"
+        "throughput", "roundtrip", "punctuality", "loss", "scaling", "wasm", "scale", "big_task",
+        "one_run_tasks", "batch", "roundtrip_wait", "big_task_running",
     }  # fmt: skip
     assert {m.section for m in MEASURES} == written
 
@@ -171,3 +178,133 @@ def test_the_committed_results_give_the_committed_table() -> None:
     row (the rows the bench printed before its table was declared)."""
     doc, committed = _results_md()
     assert table(doc["results"]).splitlines() == committed.splitlines()
+
+
+def test_the_fastest_peer_is_the_best_figure_in_the_measures_direction() -> None:
+    peers = {"celery": 600.0, "dramatiq_2x1": 500.0, "dramatiq_2x8": 2200.0}
+    assert fastest(peers, higher_is_better=True) == ("dramatiq_2x8", 2200.0)
+    assert fastest(peers, higher_is_better=False) == ("dramatiq_2x1", 500.0)
+    assert fastest({"celery": None, "dramatiq_2x1": 3.0}, higher_is_better=False) == (
+        "dramatiq_2x1",
+        3.0,
+    )
+    assert fastest({"celery": None}, higher_is_better=True) is None
+
+
+@given(
+    ours=figures,
+    peers=st.dictionaries(st.sampled_from(["celery", "dramatiq_2x1", "dramatiq_2x8"]), positive),
+)
+def test_a_target_against_the_fastest_peer_is_against_every_peer(
+    ours: float, peers: dict[str, float]
+) -> None:
+    at_least = PeerTimesAtLeast(1, BEST).judge(ours, peers)
+    at_most = PeerTimesAtMost(1, BEST).judge(ours, peers)
+    if not peers:
+        assert at_least is None and at_most is None
+    else:
+        assert at_least is all(ours >= v for v in peers.values())
+        assert at_most is all(ours <= v for v in peers.values())
+
+
+def test_all_of_is_met_only_when_every_target_is() -> None:
+    both = AllOf((AtLeast(10_000), PeerTimesAtLeast(3, BEST)))
+    assert both.text("runs/s") == ">= 10000 runs/s and >= 3x fastest peer"
+    assert both.judge(12_000.0, {"celery": 600.0, "dramatiq_2x8": 3000.0}) is True
+    assert both.judge(12_000.0, {"celery": 600.0, "dramatiq_2x8": 5000.0}) is False
+    assert both.judge(9_000.0, {"celery": 600.0}) is False
+    assert both.judge(12_000.0, {}) is None
+    assert AllOf((PeerTimesAtLeast(1, BEST), PeerTimesAtLeast(2))).text("runs/s") == (
+        ">= fastest peer and >= 2x celery"
+    )
+
+
+def test_with_dramatiq_a_row_has_its_columns_and_the_ratio_names_the_fastest_peer() -> None:
+    m = Measure(
+        "s",
+        "runs/s",
+        "runs/s",
+        lambda t: t["ours"],
+        lambda t: t["celery"],
+        dramatiq=(lambda t: t["d1"], lambda t: t["d8"]),
+        higher_is_better=True,
+        target=PeerTimesAtLeast(1, BEST),
+    )
+    section = {"ours": 3000.0, "celery": 600.0, "d1": 500.0, "d8": 2000.0}
+    assert m.row(section, with_dramatiq=True) == (
+        "runs/s",
+        "3000.0",
+        "600.0",
+        "500.0",
+        "2000.0",
+        "1.50x (dramatiq 2x8)",
+        ">= fastest peer",
+        "yes",
+    )
+    # Without the Dramatiq columns: the ratio against Celery, as before.
+    assert m.row(section) == ("runs/s", "3000.0", "600.0", "5.00x", ">= fastest peer", "yes")
+
+
+def test_ours_not_available_is_shown_and_not_judged() -> None:
+    m = Measure(
+        "s",
+        "p50",
+        "ms",
+        lambda t: t["ours"].get("p50_ms"),
+        lambda t: t["celery"],
+        dramatiq=(lambda t: None, lambda t: None),
+        target=PeerTimesAtMost(1, BEST),
+        available=lambda t: t["ours"].get("available") is not False,
+    )
+    section = {"ours": {"available": False, "error": "not available: 404"}, "celery": 2.5}
+    assert m.row(section, with_dramatiq=True) == (
+        "p50",
+        "n/a",
+        "2.5",
+        "-",
+        "-",
+        "-",
+        "<= fastest peer",
+        "-",
+    )
+
+
+def test_the_table_has_dramatiq_columns_only_when_a_row_has_a_dramatiq_figure() -> None:
+    roundtrip = {
+        "ours": {"p50_ms": 2.0, "p99_ms": 5.0},
+        "celery": {"p50_ms": 2.5, "p99_ms": 4.0},
+    }
+    assert not has_dramatiq({"roundtrip": roundtrip})
+    assert table({"roundtrip": roundtrip}).splitlines()[0].count("|") == 7
+    roundtrip["dramatiq_2x8"] = {"p50_ms": 4.0, "p99_ms": 9.0}
+    assert has_dramatiq({"roundtrip": roundtrip})
+    lines = table({"roundtrip": roundtrip}).splitlines()
+    assert lines[0] == "| " + " | ".join(HEAD_ALL) + " |"
+    assert (
+        lines[2]
+        == "| round trip p50, ms | 2.00 | 2.50 | - | 4.00 | 0.80x (celery) | <= celery | yes |"
+    )
+
+
+def test_the_new_shapes_rows_and_their_targets() -> None:
+    results = {
+        "one_run_tasks": {
+            "runs": 2000,
+            "ours": {"runs_per_s": 1500.0},
+            "celery": {"runs_per_s": 700.0},
+            "dramatiq_2x1": {"runs_per_s": 500.0},
+            "dramatiq_2x8": {"runs_per_s": 2200.0},
+        },
+        "batch": {
+            "runs": 10000,
+            "ours": {"available": False, "error": "not available: POST /tasks/batch: 405"},
+            "celery": {"runs_per_s": 600.0},
+            "dramatiq_2x1": {"runs_per_s": 500.0},
+            "dramatiq_2x8": {"runs_per_s": 2500.0},
+        },
+    }
+    one, batch = rows(results)
+    assert one[0] == "one-run tasks, runs/s (N=2000 requests; ours JSON by hash)"
+    assert one[5:] == ("0.68x (dramatiq 2x8)", ">= fastest peer and >= 2x celery", "NO")
+    assert batch[1] == "n/a"
+    assert batch[6:] == (">= 10000 runs/s and >= 3x fastest peer", "-")
