@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks_app.settings_spec import MIB, Choice, EnvSettings, setting
+from tasks_app.settings_spec import KIB, MIB, Choice, EnvSettings, setting
 
 
 class WriteAuth(Choice):
@@ -66,6 +66,35 @@ class TasksSettings(EnvSettings):
     max_repeats: int = setting(100_000, "the most runs one task may have")
     max_offset: float = setting(
         366 * 24 * 3600.0, "the largest `start` and `delay` a task may ask for", unit="s"
+    )
+
+    # -- what a JSON task may give its run (POST /tasks, POST /tasks/batch)
+    task_max_args: int = setting(256, "strings a task's `args` may hold")
+    task_args_max_bytes: int = setting(
+        64 * KIB, "bytes (UTF-8) a task's `args` may hold together", unit="bytes"
+    )
+    task_max_env: int = setting(128, "variables a task's `env` may hold")
+    task_env_max_bytes: int = setting(
+        64 * KIB, "bytes (UTF-8) of a task's `env` names and values together", unit="bytes"
+    )
+    task_stdin_max_bytes: int = setting(MIB, "bytes a task's `stdin` may hold", unit="bytes")
+    batch_max_tasks: int = setting(10_000, "tasks one POST /tasks/batch may hold")
+    batch_max_bytes: int = setting(
+        16 * MIB, "largest POST /tasks/batch body (413 past it)", unit="bytes"
+    )
+    idempotency_hours: float = setting(
+        24.0, "hours an Idempotency-Key's first answer is kept at least (then purged)"
+    )
+    idempotency_max_keys: int = setting(
+        100_000, "Idempotency-Keys kept at once; a new one past it is a 503 (Retry-After)"
+    )
+    wait_max_waiters: int = setting(
+        10_000, "GET /tasks/<id>?wait= requests waiting at once; one more is a 503 (Retry-After)"
+    )
+    wait_recheck_seconds: float = setting(
+        5.0,
+        "a waiting request reads its task again at least this often (events may be missed)",
+        unit="s",
     )
 
     # -- who may do what (tasks_app/api/permissions.py, origin.py). For

@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from tasks_app import schedule, state_counts, storage
-from tasks_app.exceptions import TaskNotFound
+from tasks_app.exceptions import ModuleNotFound, RunNotFound, TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
 
 State = Iteration.State
@@ -82,6 +82,53 @@ def task_detail(task_id: str, *, runs_limit: int = 100, runs_offset: int = 0) ->
     state_counts.shown_as_cancelled(task, runs)
     task.runs_page = runs  # type: ignore[attr-defined]  # progress set on the instance, as the listing's annotations are
     return task
+
+
+def open_runs(task_id: str) -> int | None:
+    """How many of a task's runs are not final yet (pending or running, as
+    every read counts them), without reading its runs; None: no such task."""
+    task = state_counts.counted().filter(pk=task_id).first()
+    if task is None:
+        return None
+    counts = state_counts.by_state(task)
+    return counts[State.PENDING] + counts[State.RUNNING]
+
+
+def run_output(task_id: str, index: int) -> bytes:
+    """Run `index` of a task's output as bytes (text results as UTF-8)."""
+    row = (
+        Iteration.objects.filter(task_id=task_id, index=index)
+        .values_list("result", "result_bytes")
+        .first()
+    )
+    if row is None:
+        if not Task.objects.filter(pk=task_id).exists():
+            raise TaskNotFound(task_id)
+        raise RunNotFound(task_id, index)
+    result, raw = row
+    return bytes(raw) if raw is not None else result.encode("utf-8", "surrogatepass")
+
+
+def modules_oldest_first() -> QuerySet[Module]:
+    """Stored modules, oldest first, without their bytes."""
+    return Module.objects.defer("wasm").order_by("created_at", "sha256")
+
+
+def module(sha256: str) -> Module:
+    """One stored module, without its bytes."""
+    found = Module.objects.defer("wasm").filter(pk=sha256).first()
+    if found is None:
+        raise ModuleNotFound(sha256)
+    return found
+
+
+def module_tasks(sha256: str, *, limit: int = 100) -> list[str]:
+    """The ids of the newest tasks using a module (at most `limit`)."""
+    return list(
+        Task.objects.filter(module_id=sha256)
+        .order_by("-received_at", "-id")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from tasks_app.loop_db import LoopDatabase
 from tasks_app.models import Attempt, Iteration, Module, PendingCancellation, Task
 from tasks_app.modules import InvalidModule, ModuleLimits, inspect_module, module_hash
 from tasks_app.selectors import DueRun
+from tasks_app.wasm_exports import export_names
 
 log = logging.getLogger("ww.tasks")
 
@@ -35,8 +36,15 @@ Outcome = Attempt.Outcome
 
 def store_module(*, wasm: bytes) -> Module:
     """Validate a module and store it once per content hash."""
-    if len(wasm) > settings.WW_MODULE_MAX_BYTES:
-        raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+    return upload_module(wasm=wasm)[0]
+
+
+def upload_module(*, wasm: bytes) -> tuple[Module, bool]:
+    """`store_module`, and whether these bytes were new (POST /modules
+    answers 201 for new bytes, 200 for bytes stored before)."""
+    limit = settings.WW_TASKS.module_max_bytes
+    if len(wasm) > limit:
+        raise ModuleTooLarge(limit)
     # These very bytes were checked when first stored. Every submission
     # asks, so the question is a plain select by key (the query builder
     # costs more than the query), and the blob is not read back.
@@ -45,22 +53,28 @@ def store_module(*, wasm: bytes) -> Module:
         cursor.execute(sql.known_module, [module_hash(wasm)])
         known = cursor.fetchone()
     if known is not None:
-        return Module.from_db(connection.alias, storage.KNOWN_MODULE_FIELDS, known)
+        return Module.from_db(connection.alias, storage.KNOWN_MODULE_FIELDS, known), False
     try:
         info = inspect_module(wasm, _module_limits())
     except InvalidModule as exc:
         raise InvalidField("wasm", str(exc)) from None
-    module, _ = Module.objects.get_or_create(
-        sha256=info.sha256, defaults={"wasm": wasm, "size": info.size, "kind": info.kind}
+    return Module.objects.get_or_create(
+        sha256=info.sha256,
+        defaults={
+            "wasm": wasm,
+            "size": info.size,
+            "kind": info.kind,
+            "exports": export_names(wasm),
+        },
     )
-    return module
 
 
 def _module_limits() -> ModuleLimits:
+    conf = settings.WW_TASKS
     return ModuleLimits(
-        max_functions=settings.WW_MODULE_MAX_FUNCTIONS,
-        compile_seconds=settings.WW_MODULE_COMPILE_SECONDS,
-        compile_memory_bytes=settings.WW_MODULE_COMPILE_BYTES,
+        max_functions=conf.module_max_functions,
+        compile_seconds=conf.module_compile_seconds,
+        compile_memory_bytes=conf.module_compile_bytes,
     )
 
 
@@ -115,7 +129,7 @@ def create_task(
                 run_ids = storage.insert_task(cursor, db, sql, task, due)
     except IntegrityError:
         raise TaskAlreadyExists(task_id) from None
-    return task, _due_runs(task, run_ids, due)
+    return task, new_runs(task, run_ids, due)
 
 
 # Runs a submission may have to be stored on the event loop itself (about a
@@ -132,8 +146,9 @@ def create_task_here(
     stored Django's way), for a task of more than LOOP_RUNS runs (its
     insert would hold the event loop: workers' pings and every run's
     dispatch wait for it) or while another connection writes."""
-    if len(wasm) > settings.WW_MODULE_MAX_BYTES:
-        raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+    limit = settings.WW_TASKS.module_max_bytes
+    if len(wasm) > limit:
+        raise ModuleTooLarge(limit)
     if max(int(fields.get("repeats", 1)), 1) > LOOP_RUNS:
         raise WriteElsewhere("a task of many runs")
     digest = module_hash(wasm)
@@ -149,10 +164,10 @@ def create_task_here(
             run_ids = storage.insert_task(cursor, db, sql, task, due)
     except sqlite3.IntegrityError:
         raise TaskAlreadyExists(task_id) from None
-    return task, _due_runs(task, run_ids, due)
+    return task, new_runs(task, run_ids, due)
 
 
-def _due_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> list[DueRun]:
+def new_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> list[DueRun]:
     """A new task's runs as the scheduler queues them (none without their
     keys: the scheduler then reads them back)."""
     if run_ids is None:
@@ -179,6 +194,15 @@ def submit_task(**fields: Any) -> Task:
     due now should not wait for it)."""
     task, runs = create_task(**fields)
     notify.task_submitted(task.pk, runs)
+    _log_stored(task)
+    return task
+
+
+def submit_task_on_commit(**fields: Any) -> Task:
+    """`submit_task` inside the caller's transaction: the scheduler is told
+    once it commits (an idempotent POST stores its key in the same one)."""
+    task, runs = create_task(**fields)
+    transaction.on_commit(lambda: notify.task_submitted(task.pk, runs))
     _log_stored(task)
     return task
 

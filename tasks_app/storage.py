@@ -210,6 +210,8 @@ class Statements:
         )
 
         self.insert_task = self._insert(n, TASK_INSERT) + self._row(TASK_INSERT)
+        self.insert_tasks = self._insert(n, TASK_INSERT)  # + task_row per task, comma-separated
+        self.task_row = self._row(TASK_INSERT)
         self.insert_runs = self._insert(n, RUN_INSERT)
         self.run_row = self._row(RUN_INSERT)
         worker_by_peer = (
@@ -311,6 +313,53 @@ def insert_task(
     task._state.adding = False
     task._state.db = db.alias
     return run_ids if returns else None
+
+
+def insert_tasks(
+    cursor: Any,
+    db: BaseDatabaseWrapper,
+    sql: Statements,
+    tasks: Sequence[Task],
+    dues: Sequence[Sequence[datetime]],
+) -> list[list[int]] | None:
+    """`insert_task` for many tasks (task i's run k due at `dues[i][k]`),
+    with as many rows per statement as MAX_PARAMS allows: a batch of
+    10,000 one-run tasks is some 230 statements, not 20,000. Returns each
+    task's runs' primary keys, or None where the database does not return
+    new rows' keys."""
+    time = db.ops.adapt_datetimefield_value
+    returns = db.features.can_return_rows_from_bulk_insert
+    per_task_statement = MAX_PARAMS // len(TASK_INSERT.given)
+    for chunk in chunks(tasks, per_task_statement):
+        params: list[Any] = []
+        for task in chunk:
+            params += _task_row(task, db)
+        cursor.execute(sql.insert_tasks + ", ".join([sql.task_row] * len(chunk)), params)
+    returning = f" RETURNING {db.ops.quote_name(Iteration._meta.pk.column)}" if returns else ""
+    runs = [
+        (task.pk, index, time(due_at))
+        for task, due in zip(tasks, dues, strict=True)
+        for index, due_at in enumerate(due)
+    ]
+    run_ids: list[int] = []
+    for chunk_runs in chunks(runs, MAX_PARAMS // len(RUN_INSERT.given)):
+        params = [value for row in chunk_runs for value in row]  # RUN_INSERT.given
+        cursor.execute(
+            sql.insert_runs + ", ".join([sql.run_row] * len(chunk_runs)) + returning, params
+        )
+        if returns:
+            run_ids += (run_id for (run_id,) in cursor.fetchall())
+    for task in tasks:
+        task._state.adding = False
+        task._state.db = db.alias
+    if not returns:
+        return None
+    per_task: list[list[int]] = []
+    first = 0
+    for due in dues:
+        per_task.append(run_ids[first : first + len(due)])
+        first += len(due)
+    return per_task
 
 
 def _task_row(task: Task, db: BaseDatabaseWrapper) -> list[Any]:

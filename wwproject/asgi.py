@@ -26,6 +26,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from cluster_app.body_limit import BodySizeLimit  # noqa: E402
 from tasks_app.api.lane import submission_lane  # noqa: E402
+from tasks_app.api.waiting import TaskWaiting  # noqa: E402
 from tasks_app.routing import origin_checked, websocket_urlpatterns  # noqa: E402
 from wwproject.compat_django import ThreadedDjangoHandler  # noqa: E402
 
@@ -55,12 +56,18 @@ def _application(django_handler: ThreadedDjangoHandler) -> Any:
     return ProtocolTypeRouter(
         {
             "http": BodySizeLimit(
-                # Plain `POST /tasks` answered on the loop where what is
-                # configured allows it (WW_FAST_LANE, tasks_app/api/lane.py).
-                submission_lane(
-                    ASGIStaticFilesHandler(django_handler),
-                    in_thread=django_handler.in_thread,
-                    get_response=django_handler.get_response,
+                # `GET /tasks/<id>?wait=S` waits on the loop, not on a
+                # request thread (tasks_app/api/waiting.py).
+                TaskWaiting(
+                    # Plain `POST /tasks` answered on the loop where what is
+                    # configured allows it (WW_FAST_LANE, tasks_app/api/lane.py).
+                    submission_lane(
+                        ASGIStaticFilesHandler(django_handler),
+                        in_thread=django_handler.in_thread,
+                        get_response=django_handler.get_response,
+                    ),
+                    max_waiters=settings.WW_TASKS.wait_max_waiters,
+                    recheck=settings.WW_TASKS.wait_recheck_seconds,
                 ),
                 limit=settings.WW_TASKS.request_body_max_bytes,
             ),

@@ -14,7 +14,7 @@ rendered. Whether it may, and which requests Django's middleware and the
 view's permissions would pass, is worked out at start-up from what is
 configured (tasks_app/api/lane_admission.py): anything it does not know
 turns it off. Everything else goes to Django untouched: other paths and
-methods, any cookie or Authorization header, an Accept header asking for
+methods, any cookie, Authorization or Idempotency-Key header, an Accept header asking for
 more than JSON, a query string, a request the middleware or permissions
 would stop (a host not allowed, a browser's write from another origin),
 a form that is not plainly valid (Django then answers with its own error),
@@ -165,6 +165,7 @@ def _plain_post(scope: Scope, admission: Admission) -> bytes | None:
     if (
         b"cookie" in headers
         or b"authorization" in headers
+        or b"idempotency-key" in headers  # remembered with the task: Django's way
         or headers.get(b"accept") not in _ACCEPTED
     ):
         return None

@@ -47,6 +47,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from tasks_app.api.negotiation import JSONFirstNegotiation
+from tasks_app.api.parsers import BoundedJSONParser
 from tasks_app.api.permissions import TaskAPIPermission
 from tasks_app.api.views import TaskListView
 
@@ -141,6 +142,7 @@ KNOWN_PARSERS: dict[type, str] = {
     "(tasks_app/api/submission.py) takes only forms it reads alike",
     parsers.FormParser: "never chosen for multipart/form-data",
     parsers.JSONParser: "never chosen for multipart/form-data",
+    BoundedJSONParser: "never chosen for multipart/form-data",
 }
 KNOWN_NEGOTIATION: dict[type, str] = {
     JSONFirstNegotiation: "the first renderer for no Accept, */* or application/json",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import math
 from typing import Any, TypeVar
@@ -182,7 +183,24 @@ class TaskSerializer(serializers.ModelSerializer):
         )
 
 
-class AttemptSerializer(serializers.ModelSerializer):
+class OutputFields(serializers.Serializer):
+    """A run's (or attempt's) output: `result` as text when it is UTF-8,
+    else `result_base64`; whether it was cut; WASI stderr."""
+
+    result_base64 = serializers.SerializerMethodField(
+        help_text="the output, base64, when it is not UTF-8 text (then `result` is empty); "
+        "else null. The raw bytes: GET /tasks/<id>/runs/<index>/output"
+    )
+
+    def get_result_base64(self, row: Iteration | Attempt) -> str | None:
+        raw = row.result_bytes
+        return None if raw is None else base64.b64encode(bytes(raw)).decode("ascii")
+
+
+OUTPUT_FIELDS = ["result_base64", "result_truncated", "stderr"]
+
+
+class AttemptSerializer(OutputFields, serializers.ModelSerializer):
     worker = serializers.CharField(source="worker_peer_id")
 
     class Meta:
@@ -195,12 +213,13 @@ class AttemptSerializer(serializers.ModelSerializer):
             "finished_at",
             "outcome",
             "result",
+            *OUTPUT_FIELDS,
             "error",
             "exit_code",
         ]
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(OutputFields, serializers.ModelSerializer):
     """One scheduled run, with its last attempt's worker and timings."""
 
     worker = serializers.SerializerMethodField()
@@ -217,6 +236,7 @@ class RunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "result",
+            *OUTPUT_FIELDS,
             "error",
             "attempts",
         ]
@@ -262,7 +282,63 @@ class TaskSummarySerializer(TaskSerializer):
         fields = [*TaskSerializer.Meta.fields, "runs_by_state"]
 
 
-class TaskDetailSerializer(TaskSummarySerializer):
+class JobFields(serializers.Serializer):
+    """What a task's runs are given beyond the seed's two integers (its
+    JSON submission's fields): `stdin` as text when it is UTF-8, else
+    `stdin_base64`."""
+
+    stdin = serializers.SerializerMethodField(
+        help_text="the runs' standard input as text (UTF-8), or null: see `stdin_base64`"
+    )
+    stdin_base64 = serializers.SerializerMethodField(
+        help_text="the runs' standard input, base64, when it is not UTF-8; else null"
+    )
+    args = serializers.ListField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="a WASI command's argv after argv[0]; null: [input, difficulty]",
+    )
+    env = serializers.DictField(child=serializers.CharField())
+    constraints = serializers.DictField(child=serializers.CharField())
+
+    def get_stdin(self, task: Task) -> str | None:
+        try:
+            return bytes(task.stdin).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def get_stdin_base64(self, task: Task) -> str | None:
+        raw = bytes(task.stdin)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode("ascii")
+        return None
+
+
+JOB_FIELDS = [
+    "args",
+    "stdin",
+    "stdin_base64",
+    "env",
+    "priority",
+    "queue",
+    "constraints",
+    "replicas",
+    "fuel",
+]
+
+
+@extend_schema_serializer(component_name="TaskJob")
+class TaskJobSerializer(JobFields, TaskSerializer):
+    """A task as `GET /tasks` lists it and what its runs are given: the
+    answer to a JSON `POST /tasks`."""
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, *JOB_FIELDS]
+
+
+class TaskDetailSerializer(JobFields, TaskSummarySerializer):
     """`TaskSummarySerializer` and a page of its runs (`selectors.task_detail`'s
     `runs_page`) as `runs`; `runs` of the summary (the count) becomes
     `run_count`."""
@@ -270,7 +346,7 @@ class TaskDetailSerializer(TaskSummarySerializer):
     runs_detail = RunSerializer(source="runs_page", many=True, read_only=True)
 
     class Meta(TaskSummarySerializer.Meta):
-        fields = [*TaskSummarySerializer.Meta.fields, "runs_detail"]
+        fields = [*TaskSummarySerializer.Meta.fields, *JOB_FIELDS, "runs_detail"]
 
     def to_representation(self, instance: Task) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -312,6 +388,11 @@ def task_summary(task: Task) -> dict[str, Any]:
     return _shared(TaskSerializer).to_representation(task)
 
 
+def task_job(task: Task) -> dict[str, Any]:
+    """A task with what its runs are given, as a JSON `POST /tasks` answers it."""
+    return _shared(TaskJobSerializer).to_representation(task)
+
+
 def task_summaries(tasks: list[Task]) -> list[dict[str, Any]]:
     shape = _shared(TaskSerializer)
     return [shape.to_representation(task) for task in tasks]
@@ -335,7 +416,7 @@ def task_detail(task: Task, *, runs_limit: int, runs_offset: int) -> dict[str, A
 
 
 @extend_schema_serializer(component_name="TaskDetail")
-class TaskDetailDocSerializer(TaskSummarySerializer):
+class TaskDetailDocSerializer(JobFields, TaskSummarySerializer):
     """`GET /tasks/<id>`: a task with one page of its runs
     (TaskDetailSerializer's output)."""
 
@@ -354,7 +435,13 @@ class TaskDetailDocSerializer(TaskSummarySerializer):
     runs_limit = serializers.IntegerField(read_only=True, help_text="the page's size asked for")
 
     class Meta(TaskSummarySerializer.Meta):
-        fields = [*TaskSummarySerializer.Meta.fields, "run_count", "runs_offset", "runs_limit"]
+        fields = [
+            *TaskSummarySerializer.Meta.fields,
+            *JOB_FIELDS,
+            "run_count",
+            "runs_offset",
+            "runs_limit",
+        ]
 
 
 class ErrorSerializer(serializers.Serializer):
