@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from tasks_app.client.errors import ClientError, refusal
 FINAL_STATES = ("succeeded", "failed", "timed_out", "cancelled")
 # The longest `?wait=S` the gateway takes (SPEC: S ≤ 60); longer waits ask again.
 MAX_WAIT = 60.0
+MIN_WAIT = 0.01  # less time left than this: a plain read (the gateway takes S > 0)
 DEFAULT_TIMEOUT = 30.0
 
 Module = str | os.PathLike[str] | bytes
@@ -219,15 +219,10 @@ def is_final(task: Mapping[str, Any]) -> bool:
 
 def wait_step(task_id: str, remaining: float | None) -> Call:
     """One long poll: `?wait=S` for up to MAX_WAIT of the time left (None:
-    no limit). The answer may take S seconds, so the read timeout grows by
-    as much."""
-    seconds = MAX_WAIT if remaining is None else min(MAX_WAIT, max(remaining, 0.0))
-    # Whole seconds, rounded up: the long poll is the wait, the client's
-    # deadline is checked on each answer.
-    wait = math.ceil(seconds)
-    return Call(
-        "GET",
-        task_path(task_id),
-        params={"wait": wait},
-        extra_time=float(wait),
-    )
+    no limit); with no time left, a plain read. The answer may take S
+    seconds, so the read timeout grows by as much."""
+    seconds = MAX_WAIT if remaining is None else min(MAX_WAIT, remaining)
+    if seconds < MIN_WAIT:
+        return Call("GET", task_path(task_id))
+    seconds = round(seconds, 3)
+    return Call("GET", task_path(task_id), params={"wait": f"{seconds:g}"}, extra_time=seconds)

@@ -151,7 +151,9 @@ class Client:
         (or use it as a context manager)."""
         url = calls.events_url(self.url, task_id)
         try:
-            ws = connect(url, additional_headers=self._headers, open_timeout=self.timeout)
+            ws = connect(
+                url, additional_headers=self._headers, open_timeout=self.timeout, legacy=True
+            )
         except (OSError, WebSocketException, TimeoutError) as exc:
             raise unreachable(url, exc) from exc
         return EventStream(ws, url)

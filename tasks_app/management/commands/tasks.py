@@ -8,11 +8,11 @@ Tables fit 80 columns; `--wide` shows full times, peer IDs and errors."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from tasks_app.management.commands.submit import Gateway, add_gateway_options
+from tasks_app.client import Client
+from tasks_app.management.gateway import add_gateway_options, gateway
 from tasks_app.management.tables import (
     console,
     counts_line,
@@ -45,11 +45,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         out = console(wide=options["wide"])
-        gateway = Gateway(options["url"], options["token"])
-        try:
+        with gateway(options) as client:
             if options["id"]:
                 show_runs(
-                    gateway,
+                    client,
                     options["id"],
                     out=out,
                     wide=options["wide"],
@@ -57,28 +56,20 @@ class Command(BaseCommand):
                     offset=options["runs_offset"],
                 )
                 return
-            tasks = gateway.request(
-                "GET", "/tasks", params={"limit": options["limit"], "offset": options["offset"]}
-            )
-        finally:
-            gateway.close()
+            tasks = client.tasks(limit=options["limit"], offset=options["offset"])
         out.print(tasks_table(tasks, wide=options["wide"]))
 
 
 def show_runs(
-    gateway: Gateway, task_id: str, *, out: Any, wide: bool, every: bool, offset: int
+    client: Client, task_id: str, *, out: Any, wide: bool, every: bool, offset: int
 ) -> None:
     """Print the task's runs from `offset`: one page, or with `every` each
     page in turn until the last."""
-    path = f"/tasks/{quote(task_id, safe='')}"
-    params: dict[str, int] = {"runs_offset": offset}
-    if every:
-        params["runs_limit"] = ALL_PAGE
-    task = gateway.request("GET", path, params=params)
+    limit = ALL_PAGE if every else None
+    task = client.get(task_id, runs_limit=limit, runs_offset=offset)
     out.print(runs_table(task, wide=wide))
     while every and task["runs"] and task["runs"][-1]["index"] + 1 < task["run_count"]:
-        params["runs_offset"] = task["runs"][-1]["index"] + 1
-        task = gateway.request("GET", path, params=params)
+        task = client.get(task_id, runs_limit=limit, runs_offset=task["runs"][-1]["index"] + 1)
         out.print(runs_table(task, wide=wide))
     if not every and (more := more_runs_line(task)) is not None:
         out.print(more)
