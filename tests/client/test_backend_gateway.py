@@ -6,6 +6,8 @@ namespace; nothing is mocked."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,7 +20,7 @@ from django_tasks.exceptions import TaskResultDoesNotExist
 from tasks_app.client import Client
 from tasks_app.django_tasks import RunFailed, RunTimedOut, TaskRefused, wasm_task
 from tests.client.conftest import HASH_WASM
-from tests.e2e.cluster import HTTP, Cluster, running_cluster
+from tests.e2e.cluster import HTTP, PROJECT_ROOT, Cluster, running_cluster
 
 URL = f"http://{HTTP}"
 
@@ -101,3 +103,22 @@ def test_priority_and_queue_are_sent_and_the_gateways_refusal_surfaces(
 def test_an_unknown_id_does_not_exist(on_gateway: Client) -> None:
     with pytest.raises(TaskResultDoesNotExist):
         task_backends["default"].get_result("no-such-task")
+
+
+def test_the_example_project_runs_the_puzzle_end_to_end(cluster: Cluster) -> None:
+    """examples/django_tasks/run_puzzle.py, as its README says to run it,
+    against the cluster's gateway."""
+    env = {k: v for k, v in cluster.env.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = cluster.netns.spawn(
+        [sys.executable, str(PROJECT_ROOT / "examples/django_tasks/run_puzzle.py"), "5"],
+        env={**env, "WW_URL": URL},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    assert "enqueued hash-puzzle-" in out and ": READY" in out
+    assert ": SUCCESSFUL after 1 attempt(s)" in out
+    assert f"return value 610536 from worker {cluster.workers[0][1]}" in out
