@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import re
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from tasks_app.api.errors import first_error
 from tasks_app.api.serializers import TASK_ID_PATTERN, TaskSubmissionSerializer, _shared
@@ -171,10 +174,81 @@ def _base64(value: str, field: str) -> bytes:
         raise InvalidField(field, "must be base64 (standard alphabet, padded)") from None
 
 
+# -- the plain path: a task object every value of which is plainly valid is
+# read by these checks, at a fraction of the serializer's cost (a batch of
+# 10,000); anything else goes the serializer's way, which says what is wrong.
+
+_TASK_ID = re.compile(TASK_ID_PATTERN)
+_SHA256 = re.compile(SHA256_PATTERN)
+
+
+def _plain_str(value: Any, max_length: int | None = None, blank: bool = True) -> bool:
+    return (
+        isinstance(value, str)
+        and "\x00" not in value
+        and (max_length is None or len(value) <= max_length)
+        and (blank or value.strip() == value != "")
+    )
+
+
+def _plain_strings(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        _plain_str(k, blank=False) and _plain_str(v) for k, v in value.items()
+    )
+
+
+def _plain_number(field: Any, value: Any) -> bool:
+    kinds = int if isinstance(field, serializers.IntegerField) else (int, float)
+    return (
+        isinstance(value, kinds)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (field.min_value is None or value >= field.min_value)
+        and (field.max_value is None or value <= field.max_value)
+    )
+
+
+def _plain_value(name: str, field: Any, value: Any) -> bool:
+    if isinstance(field, _NUMBERS):
+        return (value is None and name == "fuel") or _plain_number(field, value)
+    if name == "id":
+        return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
+    if name == "module":
+        return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+    if name == "args":
+        return value is None or (isinstance(value, list) and all(map(_plain_str, value)))
+    if name == "env":
+        return _plain_strings(value) and all("=" not in k for k in value)
+    if name == "constraints":
+        return _plain_strings(value)
+    if name == "queue":
+        return _plain_str(value, 100, blank=False)
+    return _plain_str(value, getattr(field, "max_length", None))
+
+
+def _plain_values(data: Any) -> dict[str, Any] | None:
+    fields = _shared(JobSerializer).fields
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        field = fields.get(name)
+        if field is None or not _plain_value(name, field, value):
+            return None
+        values[name] = float(value) if isinstance(field, serializers.FloatField) else value
+    for name, field in fields.items():
+        if name not in values and field.default is not empty:
+            default = field.default
+            values[name] = default() if callable(default) else default
+    return values
+
+
 def job_spec(data: Any) -> JobSpec:
     """One JSON task object as the services take it. A ValidationError or
     InvalidField names the first bad field."""
-    values = _shared(JobSerializer).run_validation(data)
+    values = _plain_values(data)
+    if values is None:
+        values = _shared(JobSerializer).run_validation(data)
     module, wasm_text = values.get("module"), values.get("wasm_base64")
     if (module is None) == (wasm_text is None):
         raise InvalidField("module", "give exactly one of module (a sha256) and wasm_base64")

@@ -37,10 +37,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-class BoundedJSONParser(parsers.JSONParser):
-    """DRF's JSON parser, reading at most the view's bound, refusing NaN and
+class BoundedJSONParser(parsers.BaseParser):
+    """A JSON parser reading at most the view's bound (not DRF's
+    JSONParser: DRF reads a JSONParser's body whole through request.body,
+    bounded by DATA_UPLOAD_MAX_MEMORY_SIZE, 1 MiB), refusing NaN and
     Infinity, and answering a 400 (not a 500) for JSON nested past what
     Python's parser follows."""
+
+    media_type = "application/json"
+    renderer_class = renderers.JSONRenderer
 
     def parse(
         self,

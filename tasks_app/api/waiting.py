@@ -120,7 +120,7 @@ class TaskWaiting:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = _waiting_request(scope)
-        if found is None:
+        if found is None or SCOPE_KEY in scope:  # not waiting, or a piece in front has it
             return await self.app(scope, receive, send)
         task_id, seconds = found
         if self.waiting >= self.max_waiters:
