@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from celery import Celery  # type: ignore[import-not-found]  # Celery publishes no type information
+from celery import Celery, group  # type: ignore[import-untyped]  # noqa: F401 - group: bench/shapes/batch.py; Celery publishes no type information
 
 from bench import peer_task
 

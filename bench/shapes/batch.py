@@ -12,14 +12,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from celery import group  # type: ignore[import-not-found]  # Celery publishes no type information
-
 from bench.celery_side import CeleryBaseline
 from bench.dramatiq_side import DramatiqBaseline
 from bench.json_api import JsonClient, Unavailable, not_available, task_body
 from bench.ours import OurSystem
 from bench.progress import log
-from bench.shapes.one_run_tasks import summary
+from bench.shapes.one_run_tasks import guarded, summary
 
 
 def ours(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
@@ -49,7 +47,7 @@ def ours(sys_: OurSystem, wasm: bytes, n: int) -> dict[str, Any]:
 def celery(c: CeleryBaseline, wasm: bytes, n: int) -> dict[str, Any]:
     args = c.args(wasm, 1, 2)
     t0 = time.time()
-    result = group(c.task.s(*args) for _ in range(n)).apply_async()
+    result = c.mod.group(c.task.s(*args) for _ in range(n)).apply_async()
     t_posted = time.time()
     outs = result.get(timeout=600, propagate=False)
     done = time.time()
@@ -95,7 +93,7 @@ def compare(
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "celery": []}
     for rep in range(reps):
         log(f"batch rep {rep + 1}/{reps}: ours, one POST /tasks/batch of {n}")
-        runs["ours"].append(ours(us, wasm, n))
+        runs["ours"].append(guarded(ours, us, wasm, n))
         log(f"batch rep {rep + 1}: celery, a group of {n}")
         runs["celery"].append(celery(cel, wasm, n))
         for d in dqs:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.celery_side import CeleryBaseline
@@ -85,7 +85,7 @@ def compare(
     peers: dict[str, list[dict[str, Any]]] = {}
     for rep in range(reps):
         log(f"one-run tasks rep {rep + 1}/{reps}: ours, {n} JSON POSTs by hash ({CLIENTS} clients)")
-        mine.append(ours(us, wasm, n))
+        mine.append(guarded(ours, us, wasm, n))
         throughput.peers_in_turn(
             cel,
             dqs,
@@ -110,6 +110,15 @@ def compare(
         "each; dramatiq: N send then get_result(block=True) each.",
     }
     return out
+
+
+def guarded(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Our side's result, or the error it raised (the peers are still measured)."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - reported in the results
+        log(f"ours failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
 
 
 def summary(reps: list[dict[str, Any]]) -> dict[str, Any]:

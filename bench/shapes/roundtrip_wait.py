@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.celery_side import CeleryBaseline
+from bench.clients import run_timings
 from bench.dramatiq_side import DramatiqBaseline
 from bench.json_api import JsonClient, Unavailable, not_available, task_body
 from bench.measures import merge_rounds, pct
@@ -24,17 +25,33 @@ WAIT_S = 10
 
 def ours(sys_: OurSystem, sha: str, n: int) -> dict[str, Any]:
     totals: list[float] = []
+    post_ms: list[float] = []
+    parts: dict[str, list[float]] = {
+        "receipt_to_sent": [],
+        "sent_to_started": [],
+        "exec": [],
+        "finished_to_answer": [],
+    }
     errors = 0
     client = JsonClient(sys_.http_port)
     try:
         for _ in range(n):
             t0 = time.time()
             task = client.submit_json(task_body(sha))
+            t1 = time.time()
             body = client.wait(str(task["id"]), WAIT_S)
+            t2 = time.time()
             if body["runs"][0]["state"] != "succeeded":
                 errors += 1
                 continue
-            totals.append((time.time() - t0) * 1000)
+            totals.append((t2 - t0) * 1000)
+            post_ms.append((t1 - t0) * 1000)
+            r = run_timings(body)[0]
+            if None not in (r["due"], r["sent"], r["started"], r["finished"]):
+                parts["receipt_to_sent"].append((r["sent"] - r["due"]) * 1000)
+                parts["sent_to_started"].append((r["started"] - r["sent"]) * 1000)
+                parts["exec"].append((r["finished"] - r["started"]) * 1000)
+                parts["finished_to_answer"].append((t2 - r["finished"]) * 1000)
     finally:
         client.close()
     return {
@@ -43,6 +60,8 @@ def ours(sys_: OurSystem, sha: str, n: int) -> dict[str, Any]:
         "n": len(totals),
         "errors": errors,
         "samples_ms": totals,
+        "post_p50_ms": pct(post_ms, 50),
+        "breakdown_p50_ms": {k: pct(v, 50) for k, v in parts.items()},
         "method": f"JSON POST /tasks {{module: sha256}}, then GET /tasks/<id>?wait={WAIT_S}; "
         "one keep-alive http.client connection",
     }
