@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.db.models import F, Q, QuerySet
+from django.contrib.admin.utils import quote, unquote
+from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from tasks_app import notify, page_reads, selectors, services, state_counts
@@ -312,8 +313,52 @@ class AttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(Module)
 class ModuleAdmin(ReadOnlyAdmin):
-    list_display = ["sha256", "kind", "size", "created_at"]
+    """Stored modules: kind, size, exports and the tasks using them (the
+    bytes themselves are never read for these pages)."""
+
+    list_display = ["short_hash", "kind", "size", "export_names", "task_count", "created_at"]
     list_filter = ["kind"]
-    _columns: tuple[str, ...] = ("sha256", "kind", "size", "created_at")
+    search_fields = ["sha256"]
+    ordering = ["-created_at"]
+    _columns: tuple[str, ...] = (
+        "sha256",
+        "kind",
+        "size",
+        "export_names",
+        "created_at",
+        "task_count",
+        "tasks_using_it",
+    )
     fields = _columns
     readonly_fields = _columns
+    TASKS_SHOWN = 20
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Module]:
+        return super().get_queryset(request).defer("wasm").annotate(tasks_n=Count("tasks"))
+
+    @admin.display(description="sha256", ordering="sha256")
+    def short_hash(self, module: Module) -> str:
+        return module.sha256[:12]
+
+    @admin.display(description="exports")
+    def export_names(self, module: Module) -> str:
+        names = list(module.exports or [])
+        shown = ", ".join(names[:10])
+        return shown + (f", … ({len(names)} in all)" if len(names) > 10 else "") or "-"
+
+    @admin.display(description="tasks", ordering="tasks_n")
+    def task_count(self, module: Module) -> int:
+        return int(getattr(module, "tasks_n", 0))
+
+    @admin.display(description="tasks using it (newest)")
+    def tasks_using_it(self, module: Module) -> str:
+        ids = selectors.module_tasks(module.pk, limit=self.TASKS_SHOWN)
+        if not ids:
+            return "-"
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:tasks_app_task_change", args=[quote(i)]), i) for i in ids),
+        )
+        more = max(self.task_count(module) - len(ids), 0)
+        return format_html("{}{}", links, f" and {more} more" if more else "")
