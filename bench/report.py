@@ -745,7 +745,8 @@ def _dramatiq_line(doc: dict[str, Any]) -> str:
 
 def render_markdown(doc: dict[str, Any], tab: str) -> str:
     env = doc["environment"]
-    return f"""# Benchmark: ww-scheduler vs Celery 5 + Redis
+    peers = "Celery 5 + Redis" + (" and Dramatiq 2 + Redis" if has_dramatiq(doc["results"]) else "")
+    return f"""# Benchmark: ww-scheduler vs {peers}
 
 Produced by:
 
