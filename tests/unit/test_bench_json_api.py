@@ -1,16 +1,28 @@
 """The bench's reading of the second contract's endpoints (bench/json_api.py):
 which answers mean an endpoint is not served yet, and when a `?wait`
-answer is the contract's."""
+answer is the contract's; its client against a real HTTP server on
+loopback that lacks them."""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.json_api import all_final, task_body, unavailable_reason, wait_honoured
+from bench.json_api import (
+    JsonClient,
+    Unavailable,
+    all_final,
+    task_body,
+    unavailable_reason,
+    wait_honoured,
+)
 
 
 @pytest.mark.parametrize("status", [404, 405, 415, 501])
@@ -53,3 +65,89 @@ def test_a_wait_is_honoured_when_final_or_when_it_ran_out(elapsed: float, wait: 
 def test_a_task_body_names_the_module_by_hash_and_no_id() -> None:
     body = task_body("ab" * 32, input=0, difficulty=5)
     assert body == {"module": "ab" * 32, "input": 0, "difficulty": 5}
+
+
+Answer = tuple[int, object]
+
+
+@contextmanager
+def gateway(answers: dict[tuple[str, str], Answer]) -> Iterator[int]:
+    """An HTTP/1.1 server on 127.0.0.1 in a thread answering (method, path
+    without the query) from `answers`, else 404; yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the gateway
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            key = (self.command, self.path.split("?")[0])
+            status, body = answers.get(key, (404, {"field": "path", "problem": "no route"}))
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(srv.server_address[1])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(10)
+
+
+def test_a_gateway_without_the_endpoints_is_reported_unavailable() -> None:
+    form_answer: Answer = (400, {"field": "wasm", "problem": "required"})
+    with gateway({("POST", "/tasks"): form_answer}) as port:
+        client = JsonClient(port)
+        try:
+            with pytest.raises(Unavailable, match="POST /modules: answered 404"):
+                client.upload(b"\0asm")
+            with pytest.raises(Unavailable, match="read as the seed's form"):
+                client.submit_json(task_body("ab" * 32))
+            with pytest.raises(Unavailable, match="POST /tasks/batch: answered 404"):
+                client.submit_batch([task_body("ab" * 32)])
+        finally:
+            client.close()
+
+
+def test_a_wait_answered_early_with_a_run_open_is_reported_unavailable() -> None:
+    answers: dict[tuple[str, str], Answer] = {
+        ("GET", "/tasks/open"): (200, _detail("pending")),
+        ("GET", "/tasks/done"): (200, _detail("succeeded")),
+        ("POST", "/modules"): (201, {"sha256": "ab" * 32}),
+        ("POST", "/tasks/batch"): (201, {"ids": ["a", "b"]}),
+    }
+    with gateway(answers) as port:
+        client = JsonClient(port)
+        try:
+            with pytest.raises(Unavailable, match="not honoured"):
+                client.wait("open", 10)
+            assert all_final(client.wait("done", 10))
+            assert client.upload(b"\0asm") == "ab" * 32
+            assert client.submit_batch([task_body("ab" * 32)] * 2) == ["a", "b"]
+        finally:
+            client.close()
+
+
+def test_an_error_of_the_endpoint_itself_is_an_error_not_unavailability() -> None:
+    with gateway(
+        {("POST", "/tasks/batch"): (413, {"field": "body", "problem": "too big"})}
+    ) as port:
+        client = JsonClient(port)
+        try:
+            with pytest.raises(RuntimeError, match="413") as caught:
+                client.submit_batch([task_body("ab" * 32)])
+            assert not isinstance(caught.value, Unavailable)
+        finally:
+            client.close()
