@@ -47,7 +47,7 @@ class CapnpWorkerLink:
 
 
 def _wire_job(job: Job) -> dict[str, Any]:
-    return {
+    wire: dict[str, Any] = {
         "taskId": job.task_id,
         "iteration": job.index,
         "moduleHash": job.module_hash,
@@ -56,6 +56,15 @@ def _wire_job(job: Job) -> dict[str, Any]:
         "timeLimitMs": int(job.time_limit * 1000),
         "notBeforeNs": int(job.not_before.timestamp() * 1e9),
     }
+    # A seed-form job leaves them at the wire's defaults (nothing to encode).
+    if job.args is not None:
+        wire["hasArgs"] = True
+        wire["args"] = list(job.args)
+    if job.stdin:
+        wire["stdin"] = job.stdin
+    if job.env:
+        wire["env"] = [{"name": name, "value": value} for name, value in job.env]
+    return wire
 
 
 def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
@@ -70,6 +79,9 @@ def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
         has_exit_code = bool(outcome.hasExitCode)
         exit_code = int(outcome.exitCode)
         started_ns, finished_ns = int(outcome.startedAtNs), int(outcome.finishedAtNs)
+        result_bytes = _data(outcome.resultBytes, "resultBytes", max_text_bytes)
+        result_truncated = bool(outcome.resultTruncated)
+        stderr = _text(outcome.stderr, "stderr", max_text_bytes)
     except MalformedAnswer:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the reader raises, the answer is bad
@@ -77,6 +89,8 @@ def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
     state = STATES.get(raw_state)
     if state is None:
         raise MalformedAnswer(f"unknown outcome state {raw_state[:40]!r}")
+    if result_bytes and result:
+        raise MalformedAnswer("an output both as text and as bytes")
     started_at, finished_at = _time(started_ns), _time(finished_ns)
     if started_at and finished_at and finished_at < started_at:
         raise MalformedAnswer("the run finished before it started")
@@ -87,6 +101,9 @@ def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
         exit_code=exit_code if has_exit_code else None,
         started_at=started_at,
         finished_at=finished_at,
+        result_bytes=result_bytes or None,
+        result_truncated=result_truncated,
+        stderr=stderr,
     )
 
 
@@ -99,6 +116,13 @@ def _text(value: Any, name: str, limit: int) -> str:
         raise MalformedAnswer(f"{name} of {size} bytes, over the {limit}-byte limit")
     # A module may print NUL; no database column takes it.
     return text.replace("\x00", "\ufffd")
+
+
+def _data(value: Any, name: str, limit: int) -> bytes:
+    data = bytes(value)
+    if len(data) > limit:
+        raise MalformedAnswer(f"{name} of {len(data)} bytes, over the {limit}-byte limit")
+    return data
 
 
 def _time(ns: int) -> datetime | None:

@@ -42,6 +42,16 @@ struct Job {
   timeLimitMs @6 :UInt32; # 0: the worker's default
   notBeforeNs @7 :Int64;  # due time, ns since the epoch: a run sent a little
                           # ahead of it starts then, on the worker's clock (0: now)
+  # What a WASI command is given (a `run` export is given input, difficulty).
+  hasArgs @8 :Bool;       # false: argv is [taskId, input, difficulty], as the seed's
+  args @9 :List(Text);    # argv after argv[0] (the task id), when hasArgs
+  stdin @10 :Data;        # the whole of stdin, then end of file
+  env @11 :List(EnvVar);  # the environment, exactly: nothing else is inherited
+}
+
+struct EnvVar {
+  name @0 :Text;
+  value @1 :Text;
 }
 
 struct Outcome {
@@ -58,4 +68,9 @@ struct Outcome {
   hasExitCode @4 :Bool;
   startedAtNs @5 :Int64;  # worker wall clock, ns since the epoch
   finishedAtNs @6 :Int64;
+  resultBytes @7 :Data;   # a WASI command's stdout when it is not UTF-8
+                          # (then `result` is empty); empty otherwise
+  resultTruncated @8 :Bool; # stdout was cut to the result limit
+  stderr @9 :Text;        # a WASI command's stderr, its last bytes when long
+                          # (invalid UTF-8 replaced)
 }

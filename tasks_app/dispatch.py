@@ -24,6 +24,12 @@ class Job:
     difficulty: int
     time_limit: float  # seconds
     not_before: datetime  # its due time: sent early, it starts then
+    # What a WASI command is given besides (tasks_app.job_inputs): argv
+    # after argv[0] (None: the seed's [input, difficulty]), the whole of its
+    # stdin, and its environment, exactly.
+    args: tuple[str, ...] | None = None
+    stdin: bytes = b""
+    env: tuple[tuple[str, str], ...] = ()
 
 
 class WorkerGone(Exception):

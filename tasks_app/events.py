@@ -6,8 +6,10 @@ Changes travel in batches: one `runs.changed` layer message per group holds
 a batch's events in order (a journal batch can hold thousands), and the
 websocket consumers send each event as its own `run.changed` frame.
 
-An event carries at most `WW_EVENT_TEXT_BYTES` of a run's result and error
-(`result_truncated` / `error_truncated` say when they were cut): every
+An event carries at most `WW_EVENT_TEXT_BYTES` of a run's result, error and
+stderr (`result_truncated` / `error_truncated` / `stderr_truncated` say when
+they were cut; an output that is not UTF-8 comes as `result_base64`, of at
+most that many bytes before encoding, with `result_truncated`): every
 watcher gets every event, so a 64 KiB result would cost 64 KiB per watcher
 per run; the whole result stays at `GET /tasks/<id>`. A watcher that falls
 too far behind is closed with `SLOW_READER_CODE` (cluster_app/compat_daphne.py
@@ -15,6 +17,7 @@ for the socket, tasks_app/compat_channels.py for the layer's queue)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 from datetime import datetime
@@ -51,12 +54,14 @@ def run_event(
     error: str,
     completions: int,
     at: datetime,
+    stderr: str = "",
+    result_bytes: bytes | None = None,
 ) -> dict[str, Any]:
     """A `run.changed` event, as the websockets stream it."""
     limit = settings.WW_EVENT_TEXT_BYTES
     result, result_truncated = clip(result, limit)
     error, error_truncated = clip(error, limit)
-    return {
+    event = {
         "type": "run.changed",
         "task": task_id,
         "index": index,
@@ -70,6 +75,13 @@ def run_event(
         "completions": completions,
         "at": at.isoformat(),
     }
+    # Only when there is one: most runs have neither, and every watcher gets every event.
+    if stderr:
+        event["stderr"], event["stderr_truncated"] = clip(stderr, limit)
+    if result_bytes:
+        event["result_base64"] = base64.b64encode(result_bytes[:limit]).decode("ascii")
+        event["result_truncated"] = len(result_bytes) > limit
+    return event
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:

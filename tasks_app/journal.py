@@ -52,6 +52,9 @@ class RunEnded:
     exit_code: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    result_bytes: bytes | None = None  # the output when it is not UTF-8
+    result_truncated: bool = False
+    stderr: str = ""
 
 
 Record = RunSent | RunEnded

@@ -24,3 +24,7 @@ class WorkerOutcome:
     exit_code: int | None
     started_at: datetime | None
     finished_at: datetime | None
+    # A WASI command's stdout when it is not UTF-8 (then `result` is "").
+    result_bytes: bytes | None = None
+    result_truncated: bool = False  # stdout was cut to the result limit
+    stderr: str = ""

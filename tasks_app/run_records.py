@@ -81,6 +81,8 @@ def _record(records: Sequence[Record], sql: JournalStatements) -> list[dict[str,
             attempt=r.number,
             result=getattr(r, "result", ""),
             error=getattr(r, "error", ""),
+            stderr=getattr(r, "stderr", ""),
+            result_bytes=getattr(r, "result_bytes", None),
             completions=completions.get(r.task_id, 0),
             at=now,
         )
@@ -130,7 +132,13 @@ def _play(
         states[r.iteration_id] = r.run_state
         fields: dict[str, Any] = {"state": r.run_state, "error": r.error}
         if r.run_state != State.PENDING:
-            fields.update(result=r.result, finished_at=r.finished_at)
+            fields.update(
+                result=r.result,
+                result_bytes=r.result_bytes,
+                result_truncated=r.result_truncated,
+                stderr=r.stderr,
+                finished_at=r.finished_at,
+            )
         changes.setdefault(r.iteration_id, {}).update(fields)
         moves.append((r.run_state, r))
     return changes, moves, tally

@@ -30,6 +30,7 @@ from django.utils import timezone
 from tasks_app import metrics, policy, schedule, selectors
 from tasks_app.conf import TasksSettings
 from tasks_app.dispatch import Job, WorkerGone
+from tasks_app.job_inputs import JobInputs, TaskInputs
 from tasks_app.journal import Journal, RunEnded, RunSent
 from tasks_app.models import Attempt, Iteration
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
@@ -48,6 +49,9 @@ _REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
 _REFILL_RETRY = 0.1  # s: before reading the database again for more runs
 _REFILL_TRIES = 5  # failed reads in a row before the sweep is left to refill
 _CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
+# A call's jobs carry their inputs (stdin may be megabytes): a run joins a
+# batch only while the batch's inputs stay within this.
+_BATCH_INPUT_BYTES = 4 << 20
 
 
 class WorkerVanished(Exception):
@@ -78,6 +82,7 @@ class Scheduler:
         lead: float = TasksSettings.send_ahead,
         max_faults: int = TasksSettings.worker_max_faults,
         window: int = TasksSettings.queue_window,
+        inputs: TaskInputs | None = None,
     ) -> None:
         # About `window` runs are held here; more wait in the database.
         self._queue = RunQueue(window=window)
@@ -91,6 +96,8 @@ class Scheduler:
         self._batch_time = batch_time
         self._run_times = RunTimes()
         self._journal = journal
+        # Each task's args, stdin and env, once per task (not per queued run).
+        self._inputs = inputs or TaskInputs(selectors.task_inputs)
         self._cancelled: set[str] = set()
         self._max_attempts = max_attempts
         self._call_grace = call_grace
@@ -115,7 +122,9 @@ class Scheduler:
         if room <= 0:
             self._queue.overflow = True
             return 0
-        runs = await sync_to_async(selectors.due_runs)(task_id=task_id, limit=room)
+        runs = await sync_to_async(selectors.due_runs)(
+            task_id=task_id, limit=room, inputs_known=self._inputs.known()
+        )
         if len(runs) >= room:
             self._queue.overflow = True  # there may be more than fit
         for run in runs:
@@ -139,7 +148,9 @@ class Scheduler:
             return await self.refill()
         due_before = timezone.now() + timedelta(seconds=horizon)
         found = await self._queue_unknown(
-            await sync_to_async(selectors.due_runs)(due_before=due_before, limit=self._queue.window)
+            await sync_to_async(selectors.due_runs)(
+                due_before=due_before, limit=self._queue.window, inputs_known=self._inputs.known()
+            )
         )
         if found:
             log.warning("sweep found %d runs nobody had announced; queued them", found)
@@ -151,7 +162,9 @@ class Scheduler:
         # The earliest waiting runs include those sent moments ago whose
         # records are still on their way to the database: read past them.
         limit = 2 * self._queue.window + len(self._running)
-        runs = await sync_to_async(selectors.due_runs)(limit=limit)
+        runs = await sync_to_async(selectors.due_runs)(
+            limit=limit, inputs_known=self._inputs.known()
+        )
         found = await self._queue_unknown(runs)
         # Fewer than asked for: every waiting run is known here now.
         self._queue.overflow = len(runs) >= limit
@@ -244,6 +257,8 @@ class Scheduler:
         return reclaimed
 
     def push(self, run: DueRun, *, retry: bool = False) -> None:
+        if run.inputs is not None:
+            self._inputs.learn(run.task_id, run.inputs)
         if run.iteration_id in self._running:
             return
         if run.task_id in self._cancelled:
@@ -264,6 +279,7 @@ class Scheduler:
         interrupted."""
         self._cancelled.add(task_id)
         self._queue.drop_task(task_id)
+        self._inputs.forget(task_id)
         running = [r for r in self._running.values() if r.run.task_id == task_id]
         if running:
             self._own(self._interrupt(task_id, running), name=f"cancel-{task_id}")
@@ -370,9 +386,15 @@ class Scheduler:
         share = policy.fair_share(len(self._queue), len(self._pool))
         limit = max(min(self._max_batch, share, self._batch_room(head)), 1)
         batch: list[DueRun] = []
+        input_bytes = 0
         while (run := self._queue.head()) is not None and self._queue.is_due(now, lead=self._lead):
+            inputs = self._inputs.get(run.task_id)
+            # Not read yet: it may be big, so it travels at the head of a call only.
+            input_bytes += _BATCH_INPUT_BYTES + 1 if inputs is None else inputs.size
             if batch:
                 if len(batch) >= limit or self._queue_room(run) == 0:
+                    break
+                if input_bytes > _BATCH_INPUT_BYTES:
                     break
                 if self._pool.take_more(worker, queue=queue, most=1) == 0:
                     break
@@ -422,7 +444,7 @@ class Scheduler:
                 self._running.pop(run.iteration_id, None)
             self._pool.release(worker, len(batch))
 
-    def _send(self, run: DueRun, worker: PooledWorker) -> tuple[Job, int]:
+    def _send(self, run: DueRun, worker: PooledWorker, inputs: JobInputs) -> tuple[Job, int]:
         """The job for one attempt of `run`, and the attempt's number."""
         job = Job(
             task_id=run.task_id,
@@ -433,6 +455,9 @@ class Scheduler:
             time_limit=run.duration if run.duration > 0 else self._default_duration,
             # Sent up to `lead` early: the worker starts it on the due time.
             not_before=run.due_at,
+            args=inputs.args,
+            stdin=inputs.stdin,
+            env=inputs.env,
         )
         self._dispatched[run.iteration_id] = time.monotonic()
         worker.given(run.module_hash)
@@ -456,8 +481,16 @@ class Scheduler:
 
     async def _execute(self, runs: list[DueRun], worker: PooledWorker) -> None:
         """Run `runs` on `worker` in one call and record each outcome."""
+        inputs = self._inputs.cached(run.task_id for run in runs)
+        if inputs is None:  # runs announced without them, or forgotten since
+            try:
+                inputs = await self._inputs.of({run.task_id for run in runs})
+            except Exception as exc:  # noqa: BLE001 - the database's failure, not the runs'
+                self._inputs_unread(runs, exc)
+                return
+            runs = [run for run in runs if run.task_id in inputs]  # a task gone: nothing to run
         metrics.RUNS_PER_CALL.observe(len(runs))
-        sent = [self._send(run, worker) for run in runs]
+        sent = [self._send(run, worker, inputs[run.task_id]) for run in runs]
         jobs = [job for job, _ in sent]
         timeout = self._timeout(runs, worker)
         try:
@@ -470,6 +503,16 @@ class Scheduler:
             return
         for run, (_, number), outcome in zip(runs, sent, outcomes, strict=True):
             self._ended(run, worker, number, outcome)
+
+    def _inputs_unread(self, runs: list[DueRun], exc: Exception) -> None:
+        """The inputs of the runs' tasks could not be read (a busy
+        database): none is sent; they are queued again, shortly after, with
+        no attempt counted."""
+        log.warning("could not read the inputs of runs to send (%s); queued again", exc)
+        later = timezone.now() + timedelta(seconds=_REFILL_RETRY)
+        for run in runs:
+            self._running.pop(run.iteration_id, None)
+            self.push(replace(run, due_at=max(run.due_at, later)), retry=True)
 
     def _fault(self, worker: PooledWorker, reason: str) -> None:
         """A worker answered what no honest worker sends: counted against
@@ -508,6 +551,9 @@ class Scheduler:
                 exit_code=outcome.exit_code,
                 started_at=started_at,
                 finished_at=finished_at,
+                result_bytes=outcome.result_bytes,
+                result_truncated=outcome.result_truncated,
+                stderr=outcome.stderr,
             )
         )
         # One line per run is too many for a busy cluster: failures at INFO only.

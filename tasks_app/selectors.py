@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db.models import Count, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
-from tasks_app import schedule, state_counts, storage
+from tasks_app import job_inputs, schedule, state_counts, storage
 from tasks_app.exceptions import ModuleNotFound, RunNotFound, TaskNotFound
 from tasks_app.models import Attempt, Iteration, Module, Task
 
@@ -145,6 +146,9 @@ class DueRun:
     duration: float
     retries: int = 0  # extra attempts the task allows after a trap or timeout
     attempts: int = 0  # attempts made so far
+    # Its task's args, stdin and env, when they travel with the run (None:
+    # the scheduler holds them by task, or reads them: tasks_app.job_inputs).
+    inputs: job_inputs.JobInputs | None = None
 
 
 def due_runs(
@@ -152,17 +156,21 @@ def due_runs(
     task_id: str | None = None,
     due_before: datetime | None = None,
     limit: int | None = None,
+    inputs_known: Collection[str] = frozenset(),
 ) -> list[DueRun]:
     """Runs waiting to be dispatched (all of them, one task's, or those due
     before a time), earliest due first, at most `limit`. The attempts made
     so far are counted for the runs read only (counting them in the same
-    query groups every waiting run before the limit applies)."""
+    query groups every waiting run before the limit applies). A task's
+    inputs (args, stdin, env) are read once for all its runs read, with
+    the first of them, unless the caller holds them (`inputs_known`)."""
     runs = Iteration.objects.filter(state=State.PENDING, task__cancelled_at__isnull=True)
     if task_id is not None:
         runs = runs.filter(task_id=task_id)
     if due_before is not None:
         runs = runs.filter(due_at__lte=due_before)
-    runs = runs.select_related("task").order_by("due_at")
+    # Not a task's inputs with each of its runs: its stdin may be megabytes.
+    runs = runs.select_related("task").defer(*_TASK_INPUTS).order_by("due_at")
     rows = list(runs if limit is None else runs[:limit])
     attempts: Counter[int] = Counter()
     for ids in storage.chunks([it.pk for it in rows], storage.ORM_IN_KEYS):
@@ -173,7 +181,26 @@ def due_runs(
             .order_by()
         )
         attempts.update({row["iteration_id"]: row["n"] for row in counted})
-    return [_due_run(it, attempts=attempts[it.pk]) for it in rows]
+    due = [_due_run(it, attempts=attempts[it.pk]) for it in rows]
+    inputs = task_inputs(sorted({run.task_id for run in due} - set(inputs_known)))
+    first: set[str] = set()
+    for k, run in enumerate(due):
+        if run.task_id in inputs and run.task_id not in first:
+            first.add(run.task_id)
+            due[k] = replace(run, inputs=inputs[run.task_id])
+    return due
+
+
+_TASK_INPUTS = ("task__args", "task__stdin", "task__env")
+
+
+def task_inputs(task_ids: Sequence[str]) -> dict[str, job_inputs.JobInputs]:
+    """The args, stdin and env of each of the tasks (a task gone is left out)."""
+    found: dict[str, job_inputs.JobInputs] = {}
+    for ids in storage.chunks(task_ids, storage.ORM_IN_KEYS):
+        rows = Task.objects.filter(pk__in=ids).values_list("pk", "args", "stdin", "env")
+        found.update({pk: job_inputs.of_row(args, stdin, env) for pk, args, stdin, env in rows})
+    return found
 
 
 def _due_run(run: Iteration, *, attempts: int) -> DueRun:
@@ -223,6 +250,7 @@ def stale_attempts(
             iteration__state=State.RUNNING,
         )
         .select_related("iteration__task")
+        .defer(*(f"iteration__{name}" for name in _TASK_INPUTS))
         .order_by("sent_at")[:most]
     )
     stale = []

@@ -150,10 +150,12 @@ ATTEMPT_INSERT = Insert(
         "finished_at",
         "outcome",
         "result",
+        "result_bytes",
+        "result_truncated",
+        "stderr",
         "error",
         "exit_code",
     ),
-    constants={"result_bytes": DEFAULT, "result_truncated": DEFAULT, "stderr": DEFAULT},
 )
 INSERTS = (TASK_INSERT, RUN_INSERT, ATTEMPT_INSERT)
 
@@ -161,6 +163,21 @@ INSERTS = (TASK_INSERT, RUN_INSERT, ATTEMPT_INSERT)
 KNOWN_MODULE_FIELDS = ["sha256", "size", "kind"]
 
 _MOVABLE = (State.PENDING, State.RUNNING)  # a run moves only out of these
+# What a run's end writes on it besides its state, error and result
+# (JournalStatements.write_runs).
+_RUN_OUTPUT = ("result_bytes", "result_truncated", "stderr")
+# What an attempt's end writes on it (JournalStatements.settle_attempts).
+_SETTLED = (
+    "outcome",
+    "result",
+    "result_bytes",
+    "result_truncated",
+    "stderr",
+    "error",
+    "exit_code",
+    "started_at",
+    "finished_at",
+)
 
 
 def _literal(value: object) -> str:
@@ -232,10 +249,7 @@ class Statements:
         )
         self.settle_attempt = (
             f"UPDATE {attempt} SET "
-            + ", ".join(
-                f"{n.col(Attempt, name)} = {p}"
-                for name in ("outcome", "result", "error", "exit_code", "started_at", "finished_at")
-            )
+            + ", ".join(f"{n.col(Attempt, name)} = {p}" for name in _SETTLED)
             + f" WHERE {n.col(Attempt, 'iteration')} = {p} AND {n.col(Attempt, 'number')} = {p}"
             f" AND {n.col(Attempt, 'outcome')} = {_literal(Outcome.RUNNING)}"
         )
@@ -247,8 +261,9 @@ class Statements:
             f"UPDATE {run} SET {state} = {_literal(State.PENDING)}, {error} = {p} WHERE {movable}"
         )
         self.run_ended = (
-            f"UPDATE {run} SET {state} = {p}, {error} = {p}, {result} = {p},"
-            f" {n.col(Iteration, 'finished_at')} = {p} WHERE {movable}"
+            f"UPDATE {run} SET {state} = {p}, {error} = {p}, {result} = {p}, "
+            + ", ".join(f"{n.col(Iteration, name)} = {p}" for name in _RUN_OUTPUT)
+            + f", {n.col(Iteration, 'finished_at')} = {p} WHERE {movable}"
         )
         succeeded = n.col(Task, "succeeded_count")
         self.add_successes = (
@@ -480,6 +495,9 @@ class JournalStatements:
                     time((end.finished_at or now) if end else None),
                     end.outcome if end else Outcome.RUNNING,
                     end.result if end else "",
+                    end.result_bytes if end else None,
+                    end.result_truncated if end else False,
+                    end.stderr if end else "",
                     end.error if end else "",
                     end.exit_code if end else None,
                 )
@@ -492,9 +510,12 @@ class JournalStatements:
         self._many(
             self._sql.settle_attempt,
             [
-                (
+                (  # _SETTLED, then the attempt's key
                     r.outcome,
                     r.result,
+                    r.result_bytes,
+                    r.result_truncated,
+                    r.stderr,
                     r.error,
                     r.exit_code,
                     time(r.started_at),
@@ -518,7 +539,12 @@ class JournalStatements:
                 pending.append((fields["error"], run_id))
             else:
                 finished = self.time(fields["finished_at"] or now)
-                final.append((state, fields["error"], fields["result"], finished, run_id))
+                output = (  # _RUN_OUTPUT
+                    fields.get("result_bytes"),
+                    fields.get("result_truncated", False),
+                    fields.get("stderr", ""),
+                )
+                final.append((state, fields["error"], fields["result"], *output, finished, run_id))
         self._many(self._sql.run_started, started)
         self._many(self._sql.run_waits, pending)
         self._many(self._sql.run_ended, final)

@@ -1,6 +1,6 @@
 """wasmtime-py's private parts the worker relies on, in one guarded place.
 
-The worker goes below wasmtime-py's public API in three spots, each for a
+The worker goes below wasmtime-py's public API in four spots, each for a
 reason the public API cannot meet:
 
 - the epoch deadline callback (wasmtime-py has only ``set_epoch_deadline``,
@@ -13,6 +13,8 @@ reason the public API cannot meet:
 - host functions defined as raw C callbacks (``Linker.define_func`` hands a
   Python exception back through one process-wide slot, which concurrent runs
   on other threads could pick up as their own).
+- a WASI command's stdin given as bytes (wasmtime-py offers only a file,
+  and a run's stdin has no business on the worker's disk).
 
 They use ``wasmtime._ffi`` (the ctypes bindings), ``wasmtime._func.enter_wasm``
 (how a call's trap becomes ``Trap`` or ``ExitTrap``), ``Store._context``,
@@ -238,3 +240,15 @@ def shadow(linker: wasmtime.Linker, module: str, func: HostFunc) -> None:
         linker.allow_shadowing = False
     if error:
         raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+def set_stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
+    """Make ``data`` the whole of stdin of the store ``config`` is set on
+    (then end of file). The C API copies the bytes into a vector it owns."""
+    vec = ffi.wasm_byte_vec_t()
+    buffer = ctypes.create_string_buffer(data, len(data))
+    ffi.wasm_byte_vec_new(
+        ctypes.byref(vec), len(data), ctypes.cast(buffer, ctypes.POINTER(ffi.wasm_byte_t))
+    )
+    # The config takes the vector over: nothing to free here.
+    ffi.wasi_config_set_stdin_bytes(config.ptr(), ctypes.byref(vec))

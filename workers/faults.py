@@ -15,6 +15,7 @@ from typing import TypeVar
 import wasmtime
 
 from tasks_app.run_control import RunControl
+from workers.output import Output
 from workers.runs import RunState
 
 T = TypeVar("T")
@@ -31,12 +32,14 @@ class RunFailed(Exception):
         state: RunState = "failed",
         result: str = "",
         exit_code: int | None = None,
+        output: Output | None = None,
     ) -> None:
         super().__init__(error)
         self.state: RunState = state
         self.error = error
         self.result = result
         self.exit_code = exit_code
+        self.output = output  # a WASI command's, printed before it ended
 
 
 class ExitCode(Exception):

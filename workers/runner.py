@@ -2,10 +2,12 @@
 
 Wait for the run's due time, get its module compiled (``workers.compile_cache``),
 make a fresh capped store (``workers.sandbox``), then call ``run(input,
-difficulty)`` (``workers.fast_call``) or a WASI command's ``_start`` with argv
-and bounded output sinks (``workers.output``). Whatever the module does, the
-result is a :class:`~workers.runs.RunOutcome` (``workers.faults`` says what
-each fault means), its texts capped at the result limit.
+difficulty)`` (``workers.fast_call``) or a WASI command's ``_start`` with
+exactly the argv, stdin and environment it is given (nothing of the
+worker's own environment) and bounded output sinks (``workers.output``).
+Whatever the module does, the result is a :class:`~workers.runs.RunOutcome`
+(``workers.faults`` says what each fault means), its texts and output
+capped at the result limit.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import time
 import wasmtime
 
 from tasks_app.run_control import RunControl, RunStopped, running
+from workers.compat_wasmtime import set_stdin_bytes
 from workers.compile_cache import CompileCache, Compiled
 from workers.fast_call import call_run, run_export
 from workers.faults import ExitCode, RunFailed, guarded, stopped
-from workers.output import Sink, capped
+from workers.output import Output, Sink, capped, command_output
 from workers.runs import RunOutcome, RunRequest, RunState, time_limit
 from workers.sandbox import new_store
 
@@ -50,6 +53,7 @@ class Runner:
         started_at = time.time()
         limit = time_limit(request.time_limit, self.default_time_limit)
         exit_code: int | None = None
+        output: Output | None = None  # a WASI command's
         try:
             _wait_until(request.not_before, control)
             started_at = time.time()
@@ -62,14 +66,19 @@ class Runner:
                 if compiled.kind == "run":
                     result = self._call_run(store, compiled, request, control, limit)
                 else:
-                    exit_code, result = self._call_start(store, compiled, request, control, limit)
+                    exit_code, output = self._call_start(store, compiled, request, control, limit)
+                    result = output.text
             state: RunState = "succeeded"
             error = ""
         except RunStopped as stop:  # while compiling: the module never ran
             state, error, result = stopped(stop.reason, limit, "compiling the module")
         except RunFailed as exc:
             state, error, result, exit_code = exc.state, exc.error, exc.result, exc.exit_code
-        # What goes back to the gateway is bounded, whatever the module printed.
+            output = exc.output
+            if output is not None:
+                result = output.text
+        # What goes back to the gateway is bounded, whatever the module printed
+        # (a command's output is bounded already).
         result, error = capped(result, self.result_limit), capped(error, self.result_limit)
         finished_at = time.time()
         # The module's own faults are routine for a scheduler: INFO, not WARNING.
@@ -88,6 +97,9 @@ class Runner:
             exit_code=exit_code,
             started_at=started_at,
             finished_at=finished_at,
+            result_bytes=output.data if output else None,
+            result_truncated=output.truncated if output else False,
+            stderr=output.stderr if output else "",
         )
 
     def _call_run(
@@ -126,14 +138,22 @@ class Runner:
         request: RunRequest,
         control: RunControl,
         limit: float,
-    ) -> tuple[int, str]:
+    ) -> tuple[int, Output]:
         # Output goes to bounded in-memory sinks rather than files: a module that
         # prints without end keeps running until its time limit but can neither
         # fill the worker's disk nor its memory.
         stdout = Sink(self.output_limit, keep="head")
-        stderr = Sink(STDERR_TAIL, keep="tail")
+        stderr = Sink(max(self.result_limit, STDERR_TAIL), keep="tail")
         wasi = wasmtime.WasiConfig()
-        wasi.argv = [request.task_id, str(request.input), str(request.difficulty)]
+        args = request.args
+        if args is None:  # the seed's
+            args = (str(request.input), str(request.difficulty))
+        wasi.argv = [request.task_id, *args]
+        # A new WasiConfig inherits nothing: these pairs are the whole environment.
+        if request.env:
+            wasi.env = [[name, value] for name, value in request.env]
+        if request.stdin:  # else stdin is empty: end of file at once
+            set_stdin_bytes(wasi, request.stdin)
         wasi.stdout_custom = stdout.write
         wasi.stderr_custom = stderr.write
         store.set_wasi(wasi)
@@ -147,16 +167,17 @@ class Runner:
             exit_code = exc.code
         except RunFailed as exc:
             # Keep what the module printed before it trapped or timed out.
-            exc.result = stdout.text()
+            exc.output = command_output(stdout, stderr, self.result_limit)
             raise
+        output = command_output(stdout, stderr, self.result_limit)
         if exit_code != 0:
-            tail = stderr.text().strip()
+            tail = stderr.tail_text(STDERR_TAIL).strip()
             raise RunFailed(
                 f"exit code {exit_code}" + (f"; stderr: {tail}" if tail else ""),
-                result=stdout.text(),
+                output=output,
                 exit_code=exit_code,
             )
-        return exit_code, stdout.text()
+        return exit_code, output
 
 
 def _instantiate(

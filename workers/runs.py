@@ -24,6 +24,11 @@ class RunRequest:
     time_limit: float  # seconds; <= 0 means the executor's default
     run_key: str = ""  # names the run for `Executor.cancel` (e.g. "task1#0")
     not_before: float = 0.0  # time.time() before which the run must not start
+    # What a WASI command is given: argv after argv[0] (the task id; None:
+    # the seed's input and difficulty), the whole of stdin, the environment.
+    args: tuple[str, ...] | None = None
+    stdin: bytes = b""
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class RunOutcome:
     exit_code: int | None
     started_at: float  # time.time() on the worker thread
     finished_at: float
+    result_bytes: bytes | None = None  # a WASI command's stdout that is not UTF-8
+    result_truncated: bool = False  # stdout was cut to its limit
+    stderr: str = ""  # a WASI command's stderr (its tail, when long)
 
 
 def time_limit(requested: float, default: float) -> float:

@@ -93,6 +93,9 @@ class WorkerServer(schema.worker.Worker.Server):
             time_limit=job.timeLimitMs / 1000.0,
             run_key=run_key(str(job.taskId), int(job.iteration)),
             not_before=job.notBeforeNs / 1e9,
+            args=tuple(str(arg) for arg in job.args) if job.hasArgs else None,
+            stdin=bytes(job.stdin),
+            env=tuple((str(var.name), str(var.value)) for var in job.env),
         )
 
     async def ping(self, _context: Any, **kw: Any) -> None:
@@ -137,3 +140,8 @@ def _fill(result: Any, outcome: RunOutcome) -> None:
     result.exitCode = outcome.exit_code or 0
     result.startedAtNs = int(outcome.started_at * 1e9)
     result.finishedAtNs = int(outcome.finished_at * 1e9)
+    if outcome.result_bytes:
+        result.resultBytes = outcome.result_bytes
+    result.resultTruncated = outcome.result_truncated
+    if outcome.stderr:
+        result.stderr = outcome.stderr

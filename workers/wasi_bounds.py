@@ -3,9 +3,10 @@
 Epoch interruption stops a module only while its own code runs: inside a
 host call the deadline is never checked, so one ``poll_oneoff`` with an hour's
 clock outlived both its time limit and a cancel. Of WASI preview 1 as this
-sandbox configures it (no preopened directories or sockets, stdin empty,
-stdout and stderr into bounded in-memory sinks), ``poll_oneoff`` is the one
-call that waits: ``fd_read`` on stdin sees end of file at once, ``fd_write``
+sandbox configures it (no preopened directories or sockets, stdin the
+task's bytes held in memory, stdout and stderr into bounded in-memory
+sinks), ``poll_oneoff`` is the one call that waits: ``fd_read`` on stdin
+answers at once (the bytes, then end of file), ``fd_write``
 lands in a sink, ``sched_yield`` only yields the thread, and every other
 descriptor is EBADF. So ``poll_oneoff`` is shadowed here by one that answers
 as wasmtime's does, but sleeps on the run's :class:`RunControl`: it wakes on

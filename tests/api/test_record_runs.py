@@ -187,11 +187,14 @@ def test_every_field_of_an_attempt_and_its_worker_is_written(record_runs: Writer
         worker_peer_id=PEER,
         outcome="failed",
         run_state="failed",
-        result="out",
+        result="",
         error="trap: unreachable",
         exit_code=3,
         started_at=started_at,
         finished_at=finished_at,
+        result_bytes=b"\x00\xffout",
+        result_truncated=True,
+        stderr="warn: é",
     )
     sent = dataclasses.replace(_sent(done), sent_at=sent_at)
     record_runs([sent, ended, _sent(failing, number=2)])
@@ -205,14 +208,14 @@ def test_every_field_of_an_attempt_and_its_worker_is_written(record_runs: Writer
         "started_at": started_at,
         "finished_at": finished_at,
         "outcome": "failed",
-        "result": "out",
+        "result": "",
         "error": "trap: unreachable",
         "exit_code": 3,
-        "result_bytes": None,
-        "result_truncated": False,
-        "stderr": "",
+        "result_bytes": b"\x00\xffout",
+        "result_truncated": True,
+        "stderr": "warn: é",
     }
-    assert {f: getattr(row, f) for f in expected} == expected
+    assert {f: _plain(getattr(row, f)) for f in expected} == expected
     assert {f.attname for f in Attempt._meta.concrete_fields} == {"id", *expected}
     still = Attempt.objects.get(iteration=failing)
     assert (still.number, still.outcome, still.finished_at, still.exit_code) == (
@@ -224,10 +227,58 @@ def test_every_field_of_an_attempt_and_its_worker_is_written(record_runs: Writer
     done.refresh_from_db()
     assert (done.state, done.result, done.error, done.finished_at) == (
         "failed",
-        "out",
+        "",
         "trap: unreachable",
         finished_at,
+    )
+    assert (bytes(done.result_bytes), done.result_truncated, done.stderr) == (
+        b"\x00\xffout",
+        True,
+        "warn: é",
     )
     worker.refresh_from_db()
     assert (worker.completed, worker.failed) == (0, 1)
     assert worker.last_seen > seen_before
+
+
+def _plain(value: Any) -> Any:
+    """A BinaryField reads back as memoryview on some backends."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def test_an_attempt_settled_in_a_later_batch_writes_its_output_on_it_and_its_run(
+    record_runs: Writer,
+) -> None:
+    run, _ = _task()
+    record_runs([_sent(run)])
+    ended = dataclasses.replace(
+        _ended(run, "succeeded"),
+        result="",
+        result_bytes=b"\xfe\xff",
+        result_truncated=True,
+        stderr="line\n",
+    )
+    [event] = record_runs([ended])
+    attempt = Attempt.objects.get(iteration=run)
+    run.refresh_from_db()
+    for row in (attempt, run):
+        assert (row.result, bytes(row.result_bytes), row.result_truncated, row.stderr) == (
+            "",
+            b"\xfe\xff",
+            True,
+            "line\n",
+        )
+    assert event["result_base64"] == "/v8=" and event["stderr"] == "line\n"
+    assert event["result_truncated"] is False  # not cut for the event (the row says the run was)
+
+
+def test_a_retried_run_keeps_no_output_of_the_failed_attempt(record_runs: Writer) -> None:
+    run, _ = _task()
+    failed = dataclasses.replace(
+        _ended(run, "failed", run_state="pending"), result="", stderr="err", result_bytes=b"\xff"
+    )
+    record_runs([_sent(run), failed])
+    run.refresh_from_db()
+    assert (run.state, run.result_bytes, run.stderr) == ("pending", None, "")
+    attempt = Attempt.objects.get(iteration=run)
+    assert (bytes(attempt.result_bytes), attempt.stderr) == (b"\xff", "err")

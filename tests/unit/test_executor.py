@@ -199,12 +199,14 @@ def test_huge_stdout_is_bounded_to_output_limit(executor: Executor) -> None:
     outcome = run_wat(executor, HUGE_STDOUT, 0, 0)
     assert outcome.state == "succeeded" and outcome.exit_code == 0
     assert outcome.result == "x" * 4096 + TRUNCATED_MARKER
+    assert outcome.result_truncated
 
 
 def test_endless_stdout_times_out_with_bounded_result(executor: Executor) -> None:
     outcome = run_wat(executor, ENDLESS_STDOUT, 0, 0, time_limit=0.3)
     assert outcome.state == "timed_out"
     assert outcome.result == "y" * 4096 + TRUNCATED_MARKER
+    assert outcome.result_truncated
 
 
 def test_wasi_nonzero_exit_fails_with_exit_code_and_stderr(executor: Executor) -> None:
@@ -515,15 +517,23 @@ def test_endless_stderr_times_out_with_bounded_error(executor: Executor) -> None
     assert (outcome.state, outcome.error) == ("timed_out", "time limit of 0.3 s exceeded")
 
 
-def test_result_is_capped_in_utf8_bytes() -> None:
-    # 4096 bytes of 0xff kept from stdout decode to 4096 replacement
-    # characters, 12288 bytes: the cap is on what is sent, not what was kept.
+def test_output_that_is_not_utf8_is_capped_in_bytes() -> None:
+    # 4096 bytes of 0xff kept from stdout: not text, so they go back as
+    # bytes, cut to the result limit (what is sent, not what was kept).
     with Executor(concurrency=1, output_limit=4096, result_limit=1000) as executor:
         outcome = run_wat(executor, hostile.INVALID_UTF8_STDOUT)
     assert outcome.state == "succeeded"
+    assert (outcome.result, outcome.result_bytes) == ("", b"\xff" * 1000)
+    assert outcome.result_truncated
+
+
+def test_result_is_capped_in_utf8_bytes() -> None:
+    # 4096 bytes of text kept from stdout, sent within 1000 bytes, marked.
+    with Executor(concurrency=1, output_limit=4096, result_limit=1000) as executor:
+        outcome = run_wat(executor, HUGE_STDOUT)
+    assert outcome.state == "succeeded"
     assert len(outcome.result.encode()) <= 1000
-    assert outcome.result.endswith(TRUNCATED_MARKER)
-    assert set(outcome.result.removesuffix(TRUNCATED_MARKER)) == {"\ufffd"}
+    assert outcome.result.endswith(TRUNCATED_MARKER) and outcome.result_truncated
 
 
 def test_error_is_capped_in_utf8_bytes() -> None:

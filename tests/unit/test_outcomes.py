@@ -102,3 +102,38 @@ def test_any_bytes_as_an_answer_either_read_or_are_malformed(data: bytes) -> Non
         context.__exit__(None, None, None)
     assert outcome.state in {"succeeded", "failed", "timed_out", "cancelled"}
     assert len(outcome.result.encode()) <= LIMIT
+
+
+def test_binary_output_and_stderr_are_copied() -> None:
+    data = _message(resultBytes=b"\xff\x00raw", resultTruncated=True, stderr="warn\n")
+    with _reader(data) as reader:
+        outcome = read_outcome(reader, max_text_bytes=LIMIT)
+    assert (outcome.result, outcome.result_bytes) == ("", b"\xff\x00raw")
+    assert outcome.result_truncated and outcome.stderr == "warn\n"
+
+
+def test_an_answer_without_the_new_fields_reads_as_text_output_without_stderr() -> None:
+    with _reader(_message(result="42")) as reader:
+        outcome = read_outcome(reader, max_text_bytes=LIMIT)
+    assert (outcome.result_bytes, outcome.result_truncated, outcome.stderr) == (None, False, "")
+
+
+def test_binary_output_or_stderr_over_the_limit_is_malformed() -> None:
+    with _reader(_message(resultBytes=b"\xff" * (LIMIT + 1))) as reader:
+        with pytest.raises(MalformedAnswer, match="resultBytes of"):
+            read_outcome(reader, max_text_bytes=LIMIT)
+    with _reader(_message(stderr="e" * (LIMIT + 1))) as reader:
+        with pytest.raises(MalformedAnswer, match="stderr of"):
+            read_outcome(reader, max_text_bytes=LIMIT)
+
+
+def test_an_output_both_as_text_and_as_bytes_is_malformed() -> None:
+    with _reader(_message(result="text", resultBytes=b"\xff")) as reader:
+        with pytest.raises(MalformedAnswer, match="both"):
+            read_outcome(reader, max_text_bytes=LIMIT)
+
+
+def test_stderr_that_is_not_utf8_is_malformed() -> None:
+    with _reader(_message(stderr=b"\xff\xfe")) as reader:
+        with pytest.raises(MalformedAnswer, match="unreadable"):
+            read_outcome(reader, max_text_bytes=LIMIT)

@@ -14,6 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from cluster_app.worker_link import CapnpWorkerLink
+from tasks_app.job_inputs import SEED_FORM
 from tasks_app.journal import Journal, Record, RunEnded
 from tasks_app.pool import WorkerPool
 from tasks_app.scheduler import Scheduler
@@ -52,6 +53,9 @@ def _outcome(job: dict[str, Any]) -> Any:
         hasExitCode=False,
         startedAtNs=now_ns,
         finishedAtNs=now_ns + 1_000_000,
+        resultBytes=b"",
+        resultTruncated=False,
+        stderr="",
     )
 
 
@@ -67,6 +71,7 @@ def _runs(task_id: str, n: int, first_id: int = 1) -> list[DueRun]:
             input=7,
             difficulty=1,
             duration=5,
+            inputs=SEED_FORM,  # as a submission announces its runs
         )
         for k in range(n)
     ]
