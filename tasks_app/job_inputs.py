@@ -7,16 +7,30 @@ holds them once per task (`TaskInputs`), not once per queued run: the due
 runs are read without them (a task's stdin may be megabytes, and a task may
 have 100,000 runs), and a task's inputs are read once, when its first run
 is queued or sent. A task in the seed's form gives nothing (`SEED_FORM`).
+
+A run announced by a submission comes without them: they are read when it
+is sent, on the event loop's own SQLite connection where there is one
+(tasks_app.loop_db: a point read of microseconds, where a hand-off to
+Django's thread waits behind the requests it serves), else on Django's
+thread.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from tasks_app import storage
+from tasks_app.loop_db import LoopDatabase
+
+log = logging.getLogger("ww.scheduler")
 
 
 @dataclass(frozen=True)
@@ -53,14 +67,38 @@ def of_row(args: Any, stdin: bytes | memoryview | None, env: Any) -> JobInputs:
 Read = Callable[[list[str]], dict[str, JobInputs]]
 
 
+def reader_here(db: LoopDatabase) -> Read:
+    """A `Read` on the event loop's own connection (SQLite)."""
+
+    def read(task_ids: list[str]) -> dict[str, JobInputs]:
+        rows = storage.task_inputs_here(db.query, connections[DEFAULT_DB_ALIAS], task_ids)
+        return {
+            task_id: of_row(_json(args), stdin, _json(env)) for task_id, args, stdin, env in rows
+        }
+
+    return read
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
 class TaskInputs:
     """The inputs of the tasks whose runs the scheduler holds, least
     recently used forgotten first past `max_tasks` tasks or `max_bytes`
     (a forgotten task's inputs are read again when one of its runs is
     sent). Seed-form tasks cost an entry, no bytes."""
 
-    def __init__(self, read: Read, *, max_tasks: int = 4096, max_bytes: int = 64 << 20) -> None:
-        self._read = read  # task ids -> their inputs (a task gone is left out)
+    def __init__(
+        self,
+        read: Read,
+        *,
+        read_here: Read | None = None,
+        max_tasks: int = 4096,
+        max_bytes: int = 64 << 20,
+    ) -> None:
+        self._read = read  # task ids -> their inputs (a task gone is left out), on a thread
+        self._read_here = read_here  # the same on the event loop, where it is cheap
         self._known: OrderedDict[str, JobInputs] = OrderedDict()
         self._bytes = 0
         self._max_tasks = max(max_tasks, 1)
@@ -116,7 +154,14 @@ class TaskInputs:
         thread) and learnt; a task gone is left out. Raises what the read
         raises."""
         missing = sorted(task_id for task_id in task_ids if task_id not in self._known)
-        read = await sync_to_async(self._read)(missing) if missing else {}
+        read: dict[str, JobInputs] | None = {} if not missing else None
+        if read is None and self._read_here is not None:
+            try:
+                read = self._read_here(missing)
+            except Exception as exc:  # noqa: BLE001 - a busy database: Django's way, then
+                log.info("inputs of %d tasks not read on the loop (%s)", len(missing), exc)
+        if read is None:
+            read = await sync_to_async(self._read)(missing)
         self.reads += len(missing)
         self.learn_all(read)
         found = {task_id: read.get(task_id) or self._known.get(task_id) for task_id in task_ids}

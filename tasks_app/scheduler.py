@@ -30,8 +30,9 @@ from django.utils import timezone
 from tasks_app import metrics, policy, schedule, selectors
 from tasks_app.conf import TasksSettings
 from tasks_app.dispatch import Job, WorkerGone
-from tasks_app.job_inputs import JobInputs, TaskInputs
+from tasks_app.job_inputs import JobInputs, TaskInputs, reader_here
 from tasks_app.journal import Journal, RunEnded, RunSent
+from tasks_app.loop_db import loop_database
 from tasks_app.models import Attempt, Iteration
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
 from tasks_app.policy import retry_delay
@@ -97,7 +98,13 @@ class Scheduler:
         self._run_times = RunTimes()
         self._journal = journal
         # Each task's args, stdin and env, once per task (not per queued run).
-        self._inputs = inputs or TaskInputs(selectors.task_inputs)
+        # (Runs a submission announces come without them: read on the loop's own
+        # SQLite connection where there is one, tasks_app.job_inputs.)
+        self._loop_db = None if inputs else loop_database()
+        self._inputs = inputs or TaskInputs(
+            selectors.task_inputs,
+            read_here=None if self._loop_db is None else reader_here(self._loop_db),
+        )
         self._cancelled: set[str] = set()
         self._max_attempts = max_attempts
         self._call_grace = call_grace
@@ -333,6 +340,8 @@ class Scheduler:
             for task in owned:
                 task.cancel()
             await asyncio.gather(*owned, return_exceptions=True)
+            if self._loop_db is not None:
+                self._loop_db.close()
 
     async def _fire_next(self) -> None:
         """Wait for the next due run and a place for it; send it (and the

@@ -161,6 +161,7 @@ INSERTS = (TASK_INSERT, RUN_INSERT, ATTEMPT_INSERT)
 
 # Read as Model.from_db takes them (attribute names, in the model's order).
 KNOWN_MODULE_FIELDS = ["sha256", "size", "kind"]
+TASK_INPUT_FIELDS = ["id", "args", "stdin", "env"]
 
 _MOVABLE = (State.PENDING, State.RUNNING)  # a run moves only out of these
 # What a run's end writes on it besides its state, error and result
@@ -275,6 +276,11 @@ class Statements:
             f" {n.col(Worker, 'last_seen')} = {p} WHERE {n.col(Worker, 'peer_id')} = {p}"
         )
         self.successes = f"SELECT {task_id}, {succeeded} FROM {task} WHERE {task_id} IN {{}}"
+        # What a task gives its runs' modules (tasks_app.job_inputs), read
+        # on the event loop when a run to send comes without them.
+        self.task_inputs = (
+            f"SELECT {n.cols(Task, TASK_INPUT_FIELDS)} FROM {task} WHERE {task_id} IN {{}}"
+        )
 
     def _insert(self, n: _Names, spec: Insert) -> str:
         return f"INSERT INTO {n.table(spec.model)} ({n.cols(spec.model, spec.fields())}) VALUES "
@@ -567,3 +573,18 @@ class JournalStatements:
     def successes(self, task_ids: Sequence[str]) -> dict[str, int]:
         """Each task's count of succeeded runs."""
         return {task_id: n for task_id, n in self._select(self._sql.successes, task_ids)}
+
+
+def task_inputs_here(
+    query: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]],
+    db: BaseDatabaseWrapper,
+    task_ids: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """TASK_INPUT_FIELDS of each of the tasks, as the driver returns them
+    (JSON as its text), through `query` (the event loop's own connection:
+    tasks_app.loop_db.LoopDatabase.query)."""
+    sql = statements(db, driver_cursor=True)
+    rows: list[tuple[Any, ...]] = []
+    for chunk in chunks(task_ids):
+        rows += query(sql.in_list(sql.task_inputs, len(chunk)), tuple(chunk))
+    return rows

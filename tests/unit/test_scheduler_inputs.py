@@ -123,3 +123,16 @@ def test_small_inputs_still_travel_several_to_a_call() -> None:
     runs = [replace(run, inputs=GIVEN) for run in _runs("small", 20, first_id=100)]
     _run_all(worker, FakeTasks({}), learn, runs)
     assert max(worker.calls) == 4
+
+
+def test_inputs_are_read_on_the_loop_where_they_can_be_else_on_a_thread() -> None:
+    here, thread = FakeTasks({"t": GIVEN}), FakeTasks({"t": GIVEN})
+    inputs = TaskInputs(thread.read, read_here=here.read)
+    assert asyncio.run(inputs.of(["t"])) == {"t": GIVEN}
+    assert (here.asked, thread.asked) == (["t"], [])
+    busy = FakeTasks({"t": GIVEN}, fail=1)
+    inputs = TaskInputs(thread.read, read_here=busy.read)
+    assert asyncio.run(inputs.of(["t", "gone"])) == {"t": GIVEN}
+    assert thread.asked == ["gone", "t"]
+    assert asyncio.run(inputs.of(["t"])) == {"t": GIVEN}  # held now: not read again
+    assert thread.asked == ["gone", "t"]
