@@ -6,6 +6,8 @@ Modes:
   forge     claims concurrency 2**32 - 1 and answers every run "forged-by-rogue"
   garbage   answers every run with a result that is not UTF-8
   huge      answers every run with an 8 MB result
+  huge_stderr   answers every run with an 8 MB stderr
+  huge_bytes    answers every run with an 8 MB binary result (resultBytes)
   silent    takes every run and never answers
   fetch     asks for modules: one it was never sent, then 200 at once of one
             it was sent (prints what it got)
@@ -81,6 +83,12 @@ class Rogue(schema.worker.Worker.Server):
             outcome.result = b"\xff\xfe\xfd not text"
         elif self.mode == "huge":
             outcome.result = "9" * (8 * 1024 * 1024)
+        elif self.mode == "huge_stderr":
+            # Taken, this answer would show: the runs' results are the honest 2832.
+            outcome.result = "forged-by-rogue"
+            outcome.stderr = "e" * (8 * 1024 * 1024)
+        elif self.mode == "huge_bytes":
+            outcome.resultBytes = b"\xff" * (8 * 1024 * 1024)
         else:
             outcome.result = "forged-by-rogue"
 

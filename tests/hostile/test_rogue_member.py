@@ -91,7 +91,7 @@ def _gateway_log(cluster: Cluster) -> str:
     return cluster.gateway_log()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "huge"])
+@pytest.mark.parametrize("mode", ["garbage", "huge", "huge_stderr", "huge_bytes"])
 def test_malformed_answers_lose_only_the_rogues_attempts(cluster: Cluster, mode: str) -> None:
     assert cluster.gateway is not None
     rogue = _rogue(cluster, mode)
