@@ -62,7 +62,8 @@ struct Outcome {
     timedOut @2;  # stopped at its time limit
     cancelled @3; # interrupted by `cancel`
   }
-  result @1 :Text;        # the run's output (decimal result or WASI stdout)
+  result @1 :Text;        # the run's output (decimal result, or WASI stdout
+                          # when it is UTF-8: else resultBytes)
   error @2 :Text;         # why it failed, for people
   exitCode @3 :Int32;     # WASI exit code, when hasExitCode
   hasExitCode @4 :Bool;
