@@ -2,7 +2,8 @@
 and records what happened.
 
 Due runs sit in a bounded in-memory queue (`tasks_app.run_queue`) fed from
-the database at start and by each submission's notification; a single
+the database at start, by each submission's notification and as it drains
+(`tasks_app.queue_feed`); a single
 timer sleeps until the earliest one is due. Every decision (retry, backoff,
 batching, prefetch) is a plain function of `tasks_app.policy`. A run that
 finds no free worker waits for one (the seed dropped it).
@@ -10,7 +11,9 @@ Runs known to be short (from how long runs of the same module and inputs
 took) may queue on a worker and travel several to a call. A run whose
 worker vanishes goes back in the queue, at its head, until its
 attempts are used up. Dispatch never waits for the database: what happens
-is appended to the journal, which writes it in batches (`tasks_app.journal`).
+is appended to the journal, which writes it in batches (`tasks_app.journal`;
+the records are built by `tasks_app.attempt_records`). A call to a worker
+and a cancel on it are `tasks_app.worker_calls`.
 """
 
 from __future__ import annotations
@@ -27,36 +30,30 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from tasks_app import metrics, policy, schedule, selectors
+from tasks_app import attempt_records, metrics, policy, schedule, selectors, worker_calls
 from tasks_app.conf import TasksSettings
 from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.job_inputs import JobInputs, TaskInputs, reader_here
-from tasks_app.journal import Journal, RunEnded, RunSent
+from tasks_app.journal import Journal
 from tasks_app.loop_db import loop_database
 from tasks_app.models import Attempt, Iteration
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
 from tasks_app.policy import retry_delay
 from tasks_app.pool import PooledWorker, WorkerPool
+from tasks_app.queue_feed import REFILL_RETRY, QueueFeeding
 from tasks_app.run_queue import RunQueue
 from tasks_app.run_times import Kind, RunTimes
 from tasks_app.selectors import DueRun
+from tasks_app.worker_calls import WorkerVanished, first_line
 
 log = logging.getLogger("ww.scheduler")
 
 State = Iteration.State
 Outcome = Attempt.Outcome
 
-_REMEMBER_DISPATCH = 60.0  # s: how long the sweep leaves a dispatched run alone
-_REFILL_RETRY = 0.1  # s: before reading the database again for more runs
-_REFILL_TRIES = 5  # failed reads in a row before the sweep is left to refill
-_CANCEL_TIMEOUT = 5.0  # s: how long a worker may take to take a cancel
 # A call's jobs carry their inputs (stdin may be megabytes): a run joins a
 # batch only while the batch's inputs stay within this.
 _BATCH_INPUT_BYTES = 4 << 20
-
-
-class WorkerVanished(Exception):
-    """The worker left the pool while running our call."""
 
 
 @dataclass(eq=False)
@@ -65,7 +62,7 @@ class _Running:
     worker: PooledWorker
 
 
-class Scheduler:
+class Scheduler(QueueFeeding):
     def __init__(
         self,
         pool: WorkerPool,
@@ -117,113 +114,6 @@ class Scheduler:
         # Runs sent to a worker by this process lately (monotonic time sent).
         self._dispatched: dict[int, float] = {}
 
-    # -- feeding the heap ---------------------------------------------------
-
-    async def load(self, *, task_id: str | None = None) -> int:
-        """Queue the runs waiting in the database (the earliest due, all
-        tasks' or one task's), as many as the window has room for; the
-        rest are read as the queue drains (`refill`)."""
-        if task_id is not None:
-            self._cancelled.discard(task_id)  # runs queued again (re-run)
-        room = self._queue.room()
-        if room <= 0:
-            self._queue.overflow = True
-            return 0
-        runs = await sync_to_async(selectors.due_runs)(
-            task_id=task_id, limit=room, inputs_known=self._inputs.known()
-        )
-        if len(runs) >= room:
-            self._queue.overflow = True  # there may be more than fit
-        for run in runs:
-            self.push(run)
-        return len(runs)
-
-    def add(self, runs: list[DueRun]) -> None:
-        """Queue a new task's runs, as its submission announced them."""
-        for run in runs:
-            self.push(run)
-        self._queue.trim()
-
-    async def sweep(self, *, horizon: float) -> int:
-        """Queue runs due within `horizon` seconds that the database holds
-        but this scheduler never heard of: a safety net for a notification
-        that was lost (a full channel, a Redis hiccup). Runs it has
-        dispatched itself are left alone (their records may still be on
-        their way to the database). While more runs wait than the window
-        holds, this is also how they come in (`refill`)."""
-        if self._queue.overflow:
-            return await self.refill()
-        due_before = timezone.now() + timedelta(seconds=horizon)
-        found = await self._queue_unknown(
-            await sync_to_async(selectors.due_runs)(
-                due_before=due_before, limit=self._queue.window, inputs_known=self._inputs.known()
-            )
-        )
-        if found:
-            log.warning("sweep found %d runs nobody had announced; queued them", found)
-        return found
-
-    async def refill(self) -> int:
-        """Top the queue up to the window with the earliest-due runs the
-        database holds that are not queued here yet."""
-        # The earliest waiting runs include those sent moments ago whose
-        # records are still on their way to the database: read past them.
-        limit = 2 * self._queue.window + len(self._running)
-        runs = await sync_to_async(selectors.due_runs)(
-            limit=limit, inputs_known=self._inputs.known()
-        )
-        found = await self._queue_unknown(runs)
-        # Fewer than asked for: every waiting run is known here now.
-        self._queue.overflow = len(runs) >= limit
-        return found
-
-    async def _queue_unknown(self, runs: list[DueRun]) -> int:
-        # A run's records reach the database within moments of its end; the
-        # memory of older dispatches is dropped (it would grow without end).
-        forget_before = time.monotonic() - _REMEMBER_DISPATCH
-        self._dispatched = {
-            k: sent for k, sent in self._dispatched.items() if sent >= forget_before
-        }
-        found = 0
-        for run in runs:
-            if run.iteration_id in self._dispatched or run.task_id in self._cancelled:
-                continue
-            if run.iteration_id not in self._queue and run.iteration_id not in self._running:
-                found += 1
-                self.push(run)
-        self._queue.trim()
-        return found
-
-    def _refill_soon(self) -> None:
-        """The queue runs low while runs wait in the database: read the next
-        ones now rather than at the next sweep."""
-        queue = self._queue
-        if queue.overflow and not self._refilling and len(queue) < queue.window // 4:
-            self._refilling = True
-            self._own(self._refill_once(), name="refill")
-
-    async def _refill_once(self) -> None:
-        """Refill until the queue holds a quarter of its window again or
-        the database has nothing more; runs sent moments ago still look
-        waiting there until their records land, so an empty read is tried
-        again shortly, and so is a read that failed (a busy database), a
-        few times before the sweep is left to it."""
-        failures = 0
-        try:
-            while self._queue.overflow and len(self._queue) < self._queue.window // 4:
-                try:
-                    found = await self.refill()
-                except Exception:
-                    failures += 1
-                    if failures >= _REFILL_TRIES:
-                        log.exception("refilling the queue failed; the sweep will try again")
-                        return
-                    found = 0
-                if found == 0:
-                    await asyncio.sleep(_REFILL_RETRY)
-        finally:
-            self._refilling = False
-
     async def reclaim(self, *, grace: float) -> int:
         """Attempts the database says are running, that this scheduler is
         not waiting for, and whose time limit plus `grace` has passed: lost
@@ -249,11 +139,8 @@ class Scheduler:
             )
             error = f"no answer from {attempt.worker_peer_id or 'its worker'} past its time limit"
             self._journal.append(
-                RunEnded(
-                    **_attempt_of(run, attempt.worker_peer_id, attempt.number),
-                    outcome=Outcome.LOST,
-                    run_state=run_state,
-                    error=error,
+                attempt_records.lost(
+                    run, attempt.worker_peer_id, attempt.number, run_state=run_state, error=error
                 )
             )
             if run_state == State.PENDING:
@@ -289,32 +176,11 @@ class Scheduler:
         self._inputs.forget(task_id)
         running = [r for r in self._running.values() if r.run.task_id == task_id]
         if running:
-            self._own(self._interrupt(task_id, running), name=f"cancel-{task_id}")
+            self._own(
+                worker_calls.interrupt((r.run, r.worker) for r in running), name=f"cancel-{task_id}"
+            )
         log.info("task %s cancelled: %d running runs to interrupt", task_id, len(running))
         return len(running)
-
-    async def _interrupt(self, task_id: str, running: list[_Running]) -> None:
-        """Ask each worker running one of the runs to stop it (a run that
-        waits in a worker's queue is dropped there), concurrently."""
-
-        async def interrupt(run: DueRun, worker: PooledWorker) -> None:
-            link = worker.link
-            if link is None:
-                return
-            try:
-                await asyncio.wait_for(link.cancel(run.task_id, run.index), _CANCEL_TIMEOUT)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - its run ends when its call does
-                log.info(
-                    "run %s#%d: cancel not delivered to %s: %s",
-                    task_id,
-                    run.index,
-                    worker.peer_id,
-                    _first_line(exc),
-                )
-
-        await asyncio.gather(*(interrupt(r.run, r.worker) for r in running))
 
     def _own(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
         """A background task of the scheduler's: cancelled and awaited when
@@ -472,9 +338,7 @@ class Scheduler:
         worker.given(run.module_hash)
         number = self._tries.get(run.iteration_id, run.attempts) + 1
         self._tries[run.iteration_id] = number
-        self._journal.append(
-            RunSent(**_attempt_of(run, worker.peer_id, number), sent_at=timezone.now())
-        )
+        self._journal.append(attempt_records.sent(run, worker.peer_id, number, at=timezone.now()))
         log.debug("run %s#%d -> %s (try %d)", run.task_id, run.index, worker.peer_id, number)
         return job, number
 
@@ -503,7 +367,7 @@ class Scheduler:
         jobs = [job for job, _ in sent]
         timeout = self._timeout(runs, worker)
         try:
-            outcomes = await self._call(worker, jobs, timeout=timeout)
+            outcomes = await worker_calls.call(worker, jobs, timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - the worker's failure, not the runs'
             if isinstance(exc, MalformedAnswer):
                 self._fault(worker, str(exc))
@@ -518,7 +382,7 @@ class Scheduler:
         database): none is sent; they are queued again, shortly after, with
         no attempt counted."""
         log.warning("could not read the inputs of runs to send (%s); queued again", exc)
-        later = timezone.now() + timedelta(seconds=_REFILL_RETRY)
+        later = timezone.now() + timedelta(seconds=REFILL_RETRY)
         for run in runs:
             self._running.pop(run.iteration_id, None)
             self.push(replace(run, due_at=max(run.due_at, later)), retry=True)
@@ -551,19 +415,7 @@ class Scheduler:
             cancelled=run.task_id in self._cancelled,
         )
         self._journal.append(
-            RunEnded(
-                **_attempt_of(run, worker.peer_id, number),
-                outcome=state,
-                run_state=State.PENDING if retry else state,
-                result=outcome.result,
-                error=outcome.error,
-                exit_code=outcome.exit_code,
-                started_at=started_at,
-                finished_at=finished_at,
-                result_bytes=outcome.result_bytes,
-                result_truncated=outcome.result_truncated,
-                stderr=outcome.stderr,
-            )
+            attempt_records.ended(run, worker.peer_id, number, outcome, retry=retry)
         )
         # One line per run is too many for a busy cluster: failures at INFO only.
         (log.debug if state == State.SUCCEEDED else log.info)(
@@ -584,33 +436,8 @@ class Scheduler:
         if started_at is not None and finished_at is not None:
             self._learn(run, (finished_at - started_at).total_seconds())
 
-    async def _call(
-        self, worker: PooledWorker, jobs: list[Job], *, timeout: float
-    ) -> list[WorkerOutcome]:
-        """The jobs run on the worker, abandoned if the worker leaves the
-        pool (its connection closed or it stopped answering pings)."""
-        link = worker.link
-        if link is None:
-            raise WorkerVanished("worker left the pool")
-        call = asyncio.ensure_future(link.run(jobs))
-        gone = worker.gone()
-        waiting: set[asyncio.Future[Any]] = {call, gone}
-        try:
-            done, _ = await asyncio.wait(
-                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if call in done:
-                return call.result()
-            if gone in done:
-                raise WorkerVanished("worker left the pool mid-run")
-            raise TimeoutError(f"no answer within {timeout:.0f} s")
-        finally:
-            if not call.done():
-                call.cancel()
-                await asyncio.gather(call, return_exceptions=True)
-
     def _lost(self, run: DueRun, worker: PooledWorker, number: int, exc: Exception) -> None:
-        reason = _first_line(exc)
+        reason = first_line(exc)
         if isinstance(exc, TimeoutError):
             # Given up on: disconnected, so that it starts afresh and offers
             # itself again (left connected, it would wait for us forever).
@@ -625,12 +452,7 @@ class Scheduler:
             f"gave up after {number} attempts: {reason}" if run_state == State.FAILED else reason
         )
         self._journal.append(
-            RunEnded(
-                **_attempt_of(run, worker.peer_id, number),
-                outcome=Outcome.LOST,
-                run_state=run_state,
-                error=error,
-            )
+            attempt_records.lost(run, worker.peer_id, number, run_state=run_state, error=error)
         )
         log.warning(
             "run %s#%d lost on %s (%s); %s",
@@ -656,19 +478,3 @@ class Scheduler:
 
 def _kind_of(run: DueRun) -> Kind:
     return (run.module_hash, run.input, run.difficulty)
-
-
-def _attempt_of(run: DueRun, worker_peer_id: str, number: int) -> dict[str, Any]:
-    """The fields that name one attempt in the journal's records."""
-    return {
-        "iteration_id": run.iteration_id,
-        "task_id": run.task_id,
-        "index": run.index,
-        "number": number,
-        "worker_peer_id": worker_peer_id,
-    }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:500]

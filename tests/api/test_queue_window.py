@@ -49,6 +49,9 @@ class CountingWorker:
                 hasExitCode=False,
                 startedAtNs=now,
                 finishedAtNs=now + 1000,
+                resultBytes=b"",
+                resultTruncated=False,
+                stderr="",
             )
         )
 
