@@ -284,3 +284,14 @@ def test_a_runs_output_raw(client: Client) -> None:
     assert client.get("/tasks/o").json()["runs"][1]["result_base64"] == "/wA="
     assert client.get("/tasks/o/runs/2/output").status_code == 404
     assert client.get("/tasks/nope/runs/0/output").json()["field"] == "id"
+
+
+def test_a_batch_bigger_than_djangos_body_limit_is_taken(client: Client) -> None:
+    """10,000 tasks with a description each are ~2 MB: over Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE (1 MiB), under WW_BATCH_MAX_BYTES (16 MiB)."""
+    sha = upload(client)
+    tasks = [{"module": sha, "description": f"task {k} " + "x" * 150} for k in range(10_000)]
+    response = post_json(client, "/tasks/batch", {"tasks": tasks})
+    assert response.status_code == 201, response.content[:300]
+    assert len(response.json()["ids"]) == 10_000
+    assert Task.objects.filter(description__startswith="task 9999 ").count() == 1
