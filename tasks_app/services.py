@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from tasks_app import events, notify, schedule, state_counts, storage
+from tasks_app import events, job_inputs, notify, schedule, state_counts, storage
 from tasks_app.exceptions import (
     InvalidField,
     ModuleTooLarge,
@@ -172,6 +172,10 @@ def new_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> 
     keys: the scheduler then reads them back)."""
     if run_ids is None:
         return []
+    # Their task's inputs travel with them: the scheduler need not read
+    # them back (one read per new task cost a one-run task most of its
+    # dispatch; seed-form tasks share one constant).
+    inputs = job_inputs.of_row(task.args, task.stdin, task.env)
     return [
         DueRun(
             iteration_id=run_id,
@@ -183,6 +187,7 @@ def new_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> 
             difficulty=task.difficulty,
             duration=task.duration,
             retries=task.retries,
+            inputs=inputs,
         )
         for index, (run_id, due_at) in enumerate(zip(run_ids, due, strict=True))
     ]

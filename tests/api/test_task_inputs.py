@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from tasks_app import selectors
+from tasks_app import selectors, services
 from tasks_app.job_inputs import SEED_FORM, JobInputs, reader_here
 from tasks_app.loop_db import loop_database
 from tasks_app.models import Task
@@ -55,3 +56,14 @@ def test_due_runs_leave_out_the_inputs_the_caller_holds() -> None:
     _task_with_inputs("held", repeats=3)
     runs = selectors.due_runs(inputs_known={"held"})
     assert [run.inputs for run in runs] == [None, None, None]
+
+
+def test_a_new_tasks_runs_carry_its_inputs_to_the_scheduler() -> None:
+    """Announced with their inputs, a new task's runs need no read back."""
+    due = timezone.now()
+    task = Task(id="t", module_id="ab" * 32, args=["a", "", "é"], stdin=STDIN)
+    task.env = {"B": "2", "A": "1"}
+    runs = services.new_runs(task, [11, 12], [due, due])
+    assert [run.inputs for run in runs] == [GIVEN, GIVEN]
+    seed = services.new_runs(Task(id="s", module_id="ab" * 32), [13], [due])
+    assert seed[0].inputs is SEED_FORM
