@@ -56,7 +56,9 @@ def test_a_flood_of_waiters_does_not_starve_a_post(tmp_path: Path) -> None:
             )
             took = time.monotonic() - started
             assert post.status_code == 201, post.text
-            assert took < 2.0, took
+            # Starved, it would answer only when the waiters give up (60 s);
+            # the bound is that, with room for a loaded machine, not a speed.
+            assert took < 20.0, took
             read = cluster.request("GET", "/tasks/during-flood")
             assert read.status_code == 200
         finally:
