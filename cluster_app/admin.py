@@ -12,6 +12,8 @@ _LISTED: tuple[str, ...] = (
     "peer_id",
     "connected",
     "address",
+    "served_queues",
+    "label_list",
     "concurrency",
     "in_flight",
     "completed",
@@ -24,10 +26,19 @@ _LISTED: tuple[str, ...] = (
 class WorkerAdmin(admin.ModelAdmin):
     list_display = _LISTED
     list_filter = ["connected"]
-    search_fields = ["peer_id", "address"]
+    search_fields = ["peer_id", "address", "labels", "queues"]
     ordering = ["-connected", "-last_seen"]
     fields = [*_LISTED, "first_seen"]
     readonly_fields = [*_LISTED, "first_seen"]
+
+    @admin.display(description="queues")
+    def served_queues(self, worker: Worker) -> str:
+        return ", ".join(worker.queues or ["default"])
+
+    @admin.display(description="labels")
+    def label_list(self, worker: Worker) -> str:
+        labels = worker.labels if isinstance(worker.labels, dict) else {}
+        return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -26,11 +26,11 @@ from cluster_app.conf import ClusterSettings
 from cluster_app.host import HostServer, Offer
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
-from cluster_app.offers import Refused, judge_offer
+from cluster_app.offers import Admitted, Refused, Routing, judge_offer
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
-from cluster_app.worker_link import CapnpWorkerLink
 from tasks_app import events, metrics, notify, run_records
+from cluster_app.worker_link import CapnpWorkerLink, read_routing
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.conf import TasksSettings
@@ -276,8 +276,10 @@ class GatewayNode:
         )
         if self.listener is None or offer.connection not in self.listener.connections:
             return  # its connection closed while we asked
-        if isinstance(verdict, Refused):
-            log.warning("worker offer from %s refused: %s", offer.address, verdict.reason)
+        routing = read_routing(response.info)
+        refused = next((v for v in (verdict, routing) if isinstance(v, Refused)), None)
+        if refused is not None:
+            log.warning("worker offer from %s refused: %s", offer.address, refused.reason)
             with contextlib.suppress(Exception):
                 self.listener.drop(offer.connection)
             return
@@ -286,6 +288,7 @@ class GatewayNode:
             log.warning(
                 "worker %s claims concurrency %d; taken as %d (WW_MAX_WORKER_CONCURRENCY)",
                 peer_id,
+        assert isinstance(verdict, Admitted) and isinstance(routing, Routing)
                 verdict.capped_from,
                 concurrency,
             )
@@ -293,7 +296,11 @@ class GatewayNode:
             if worker.peer_id == peer_id:
                 self._leave(worker, "replaced by a new connection")
         await sync_to_async(services.worker_joined)(
-            peer_id=peer_id, address=offer.address, concurrency=concurrency
+            peer_id=peer_id,
+            address=offer.address,
+            concurrency=concurrency,
+            labels=routing.labels,
+            queues=sorted(routing.queues),
         )
         self.pool.add(
             peer_id=peer_id,
@@ -304,7 +311,16 @@ class GatewayNode:
             ),
             connection=offer.connection,
         )
-        log.info("worker %s joined from %s (concurrency %d)", peer_id, offer.address, concurrency)
+            queues=routing.queues,
+            labels=routing.labels,
+        log.info(
+            "worker %s joined from %s (concurrency %d, queues %s, labels %s)",
+            peer_id,
+            offer.address,
+            concurrency,
+            ",".join(sorted(routing.queues)),
+            ",".join(f"{k}={v}" for k, v in sorted(routing.labels.items())) or "none",
+        )
 
     async def _sweep(self) -> None:
         """Now and then, queue due runs no notification told us about (and

@@ -7,12 +7,21 @@ from django.utils import timezone
 from tasks_app.models import WorkerNode
 
 
-def worker_joined(*, peer_id: str, address: str, concurrency: int) -> None:
+def worker_joined(
+    *,
+    peer_id: str,
+    address: str,
+    concurrency: int,
+    labels: dict[str, str] | None = None,
+    queues: list[str] | None = None,
+) -> None:
     WorkerNode.objects.update_or_create(
         peer_id=peer_id,
         defaults={
             "address": address,
             "concurrency": concurrency,
+            "labels": labels or {},
+            "queues": queues or ["default"],
             "connected": True,
             "in_flight": 0,
             "last_seen": timezone.now(),

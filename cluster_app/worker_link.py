@@ -1,6 +1,7 @@
 """The scheduler's `WorkerLink` over Cap'n Proto: jobs become `Job` structs
 (schema/worker.capnp), one run travels by `execute`, several by
-`executeMany`, and every answer is read defensively (`read_outcome`)."""
+`executeMany`, and every answer is read defensively (`read_outcome`, and
+a worker's offer of labels and queues: `read_routing`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cluster_app import rpc
+from cluster_app import offers, rpc
+from cluster_app.offers import Refused, Routing
 from cluster_app.wire_states import STATES
 from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
@@ -132,3 +134,25 @@ def _time(ns: int) -> datetime | None:
     if not _EARLIEST_NS <= ns < _LATEST_NS or not math.isfinite(ns):
         raise MalformedAnswer(f"time stamp {ns} ns is not a date")
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def read_routing(info: Any) -> Routing | Refused:
+    """The labels and queues of a WorkerInfo (a Cap'n Proto reader), read
+    defensively: the lists' lengths are looked at first (a hostile member
+    may send 10**6 labels; none is read then), a reader that fails on a
+    field refuses the offer."""
+    try:
+        wire_labels, wire_queues = info.labels, info.queues
+        if len(wire_labels) > offers.MAX_LABELS or len(wire_queues) > offers.MAX_QUEUES:
+            return offers.judge_routing(labels=wire_labels, queues=wire_queues)
+        labels = [(_name(label.key), _name(label.value)) for label in wire_labels]
+        queues = [_name(queue) for queue in wire_queues]
+    except Exception as exc:  # noqa: BLE001 - whatever the reader raises, the offer is bad
+        return Refused(f"unreadable labels or queues: {type(exc).__name__}: {exc}"[:300])
+    return offers.judge_routing(labels=labels, queues=queues)
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return str(value)

@@ -29,6 +29,17 @@ interface Worker {
 struct WorkerInfo {
   peer @0 :Text;          # the worker's peer ID (12D3KooW...)
   concurrency @1 :UInt32; # runs it executes at once
+  # Where runs may go (runworker --labels, --queues): a run is sent only to
+  # a worker serving its task's queue and having every label of its
+  # constraints. The gateway refuses an offer over its bounds (64 labels,
+  # 32 queues, names of at most 100 bytes, values of at most 200).
+  labels @2 :List(Label); # empty: none
+  queues @3 :List(Text);  # empty: ["default"]
+}
+
+struct Label {
+  key @0 :Text;
+  value @1 :Text;
 }
 
 struct Job {

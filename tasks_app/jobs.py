@@ -60,13 +60,10 @@ class JobSpec:
     fuel: int | None = None
 
 
-# Accepted and stored now, given their effect by later work (routing,
-# replicas, fuel): until then anything but the default is refused, never
-# silently ignored.
+# Accepted and stored now, given their effect by later work (replicas,
+# fuel): until then anything but the default is refused, never silently
+# ignored. (priority, queue and constraints have theirs: tasks_app.run_queue.)
 _NOT_YET = {
-    "priority": 0,
-    "queue": "default",
-    "constraints": {},
     "replicas": 1,
     "fuel": None,
 }

@@ -220,3 +220,8 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.iteration} try {self.number}"
+    # What it serves, as it offered it (runworker --labels, --queues): runs
+    # go only to a worker serving their task's queue and having every label
+    # of its constraints.
+    labels = models.JSONField(default=dict, blank=True)
+    queues = models.JSONField(default=list, blank=True)

@@ -18,6 +18,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from tasks_app import policy
 from tasks_app.selectors import DueRun
 
 log = logging.getLogger("ww.tasks")
@@ -173,8 +174,9 @@ def _cancel_here(local: _Local, task_id: str) -> bool:
 
 
 def run_to_message(run: DueRun) -> list[Any]:
-    """A run as channel layers carry it (msgpack over Redis: plain values)."""
-    return [
+    """A run as channel layers carry it (msgpack over Redis: plain values).
+    Its priority and route follow only when they are not the defaults."""
+    fields: list[Any] = [
         run.iteration_id,
         run.task_id,
         run.index,
@@ -186,12 +188,19 @@ def run_to_message(run: DueRun) -> list[Any]:
         run.retries,
         run.attempts,
     ]
+    if run.priority or run.route != policy.DEFAULT_ROUTE:
+        fields += [run.priority, run.route.queue, [list(pair) for pair in run.route.constraints]]
+    return fields
 
 
 def run_from_message(fields: list[Any]) -> DueRun:
     iteration_id, task_id, index, due, module, input, difficulty, duration, retries, attempts = (
-        fields
+        fields[:10]
     )
+    priority, route = 0, policy.DEFAULT_ROUTE
+    if len(fields) >= 13:
+        priority = int(fields[10])
+        route = policy.route_of(str(fields[11]), {str(k): str(v) for k, v in fields[12]})
     return DueRun(
         iteration_id=int(iteration_id),
         task_id=str(task_id),
@@ -203,6 +212,8 @@ def run_from_message(fields: list[Any]) -> DueRun:
         duration=float(duration),
         retries=int(retries),
         attempts=int(attempts),
+        priority=priority,
+        route=route,
     )
 
 

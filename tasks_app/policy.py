@@ -7,7 +7,10 @@ hypothesis properties."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from tasks_app.models import Iteration
 
@@ -72,3 +75,73 @@ def call_timeout(
     were sent early by)."""
     rounds = math.ceil(len(durations) / max(concurrency, 1))
     return max(durations) * rounds + grace + lead
+
+
+# -- where a run may go, and in which order (SPEC "Workers: labels, queues,
+# priority") ------------------------------------------------------------------
+
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a run may go: a worker serving `queue` that has every label of
+    `constraints` (label, value) pairs, sorted. The runs of one route form
+    one lane of the scheduler's queue (tasks_app.run_queue)."""
+
+    queue: str = DEFAULT_QUEUE
+    constraints: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """The route in words, for people (`waiting_for`, logs)."""
+        text = f"a worker serving queue {self.queue!r}"
+        if self.constraints:
+            labels = ", ".join(f"{k}={v}" for k, v in self.constraints)
+            text += f" with labels {labels}"
+        return text
+
+
+# Seed-form runs share this one (no allocation, no sorting per run).
+DEFAULT_ROUTE = Route()
+
+
+def route_of(queue: str, constraints: Mapping[str, Any] | None) -> Route:
+    """A task's `queue` and `constraints` as its runs' route."""
+    if queue == DEFAULT_QUEUE and not constraints:
+        return DEFAULT_ROUTE
+    pairs = tuple(sorted((str(k), str(v)) for k, v in (constraints or {}).items()))
+    return Route(queue=str(queue), constraints=pairs)
+
+
+def accepts(*, queues: Collection[str], labels: Mapping[str, str], route: Route) -> bool:
+    """Whether a worker serving `queues` with `labels` may be sent a run of
+    `route`: it serves the run's queue and has every label it asks for,
+    with the same value."""
+    if route.queue not in queues:
+        return False
+    return all(labels.get(label) == value for label, value in route.constraints)
+
+
+def ready_order(
+    priority: int, due: datetime, retry: bool, arrival: int
+) -> tuple[int, datetime, int, int]:
+    """The order runs that are due go out in: higher `priority` first;
+    within a priority, earlier due; at the same moment retries first, then
+    arrival. (Runs not yet due wait by due time alone: a high priority never
+    sends a run early.)"""
+    return (-priority, due, 0 if retry else 1, arrival)
+
+
+def waiting_for(
+    route: Route, workers: Iterable[tuple[Collection[str], Mapping[str, str]]]
+) -> str | None:
+    """Why a pending run of `route` waits, given the connected workers'
+    (queues, labels): None when one of them accepts it."""
+    seen = False
+    for queues, labels in workers:
+        seen = True
+        if accepts(queues=queues, labels=labels, route=route):
+            return None
+    if not seen:
+        return "no worker is connected"
+    return f"no connected worker accepts it: it needs {route.describe()}"

@@ -1,5 +1,6 @@
-"""The gateway's live worker pool: who is connected, how many runs each has
-in flight, and handing out free slots (least in flight first)."""
+"""The gateway's live worker pool: who is connected, what each serves (its
+queues and labels), how many runs each has in flight, and handing out free
+slots (least in flight first) on the workers that accept a run's route."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from tasks_app import policy
 from tasks_app.balance import Load, least_in_flight
 from tasks_app.dispatch import WorkerLink
+from tasks_app.policy import DEFAULT_ROUTE, Route
 
 _MODULES_REMEMBERED = 1024  # per worker
 _PEERS_REMEMBERED = 10_000  # fault counts
@@ -25,6 +28,10 @@ class PooledWorker:
     link: WorkerLink | None  # how runs reach it; None once removed
     connection: int  # the RPC connection it came over
     joined: int
+    # What it serves (`runworker --queues`, `--labels`): only runs of these
+    # queues, with constraints its labels meet (policy.accepts), go to it.
+    queues: frozenset[str] = frozenset({policy.DEFAULT_QUEUE})
+    labels: dict[str, str] = field(default_factory=dict)
     in_flight: int = 0
     dispatched: int = 0
     draining: bool = False  # leaving gracefully: no new runs
@@ -55,6 +62,9 @@ class PooledWorker:
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)
 
+    def accepts(self, route: Route) -> bool:
+        return policy.accepts(queues=self.queues, labels=self.labels, route=route)
+
     def capacity(self, queue: int) -> int:
         """Runs it may hold: one per slot, plus `queue` per slot waiting there."""
         return self.concurrency * (1 + max(queue, 0))
@@ -80,6 +90,10 @@ class WorkerPool:
         self._workers: dict[int, PooledWorker] = {}
         self._keys = itertools.count(1)
         self._changed = asyncio.Event()
+        # Whether some worker accepts a route, by route: forgotten whenever
+        # who is in the pool (or draining) changes.
+        self._serves: dict[Route, bool] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -87,12 +101,39 @@ class WorkerPool:
     def __iter__(self) -> Iterator[PooledWorker]:
         return iter(list(self._workers.values()))
 
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a worker joins, leaves or frees a slot."""
+        self._listeners.append(callback)
+
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        for callback in self._listeners:
+            callback()
+
+    def _members_changed(self) -> None:
+        self._serves.clear()
+        self._notify()
+
+    def serves(self, route: Route) -> bool:
+        """Whether a worker in the pool, not leaving, accepts runs of `route`."""
+        served = self._serves.get(route)
+        if served is None:
+            served = self._serves[route] = any(
+                not w.draining and w.accepts(route) for w in self._workers.values()
+            )
+        return served
 
     def add(
-        self, *, peer_id: str, address: str, concurrency: int, link: WorkerLink, connection: int
+        self,
+        *,
+        peer_id: str,
+        address: str,
+        concurrency: int,
+        link: WorkerLink,
+        connection: int,
+        queues: frozenset[str] = frozenset({policy.DEFAULT_QUEUE}),
+        labels: dict[str, str] | None = None,
     ) -> PooledWorker:
         key = next(self._keys)
         worker = PooledWorker(
@@ -103,9 +144,11 @@ class WorkerPool:
             link=link,
             connection=connection,
             joined=key,
+            queues=queues,
+            labels=dict(labels or {}),
         )
         self._workers[key] = worker
-        self._notify()
+        self._members_changed()
         return worker
 
     def remove(self, worker: PooledWorker) -> bool:
@@ -115,7 +158,7 @@ class WorkerPool:
         worker.link = None  # let go of it (a Cap'n Proto capability must not outlive its loop)
         worker.mark_removed()
         if removed:
-            self._notify()
+            self._members_changed()
         return removed
 
     def fault(self, worker: PooledWorker) -> int:
@@ -144,9 +187,13 @@ class WorkerPool:
     def contains(self, worker: PooledWorker) -> bool:
         return self._workers.get(worker.key) is worker
 
-    def try_acquire(self, *, queue: int = 0) -> PooledWorker | None:
+    def try_acquire(self, *, queue: int = 0, route: Route = DEFAULT_ROUTE) -> PooledWorker | None:
+        """A place on the least busy worker accepting `route`, if one has a
+        free one."""
         choice = least_in_flight(
-            w.load(queue=queue) for w in self._workers.values() if not w.draining
+            w.load(queue=queue)
+            for w in self._workers.values()
+            if not w.draining and w.accepts(route)
         )
         if choice is None:
             return None
@@ -181,6 +228,8 @@ class WorkerPool:
         workers = self.on_connection(connection)
         for worker in workers:
             worker.draining = True
+        if workers:
+            self._members_changed()
         while True:
             changed = self._changed
             if all(w.in_flight == 0 or not self.contains(w) for w in workers):

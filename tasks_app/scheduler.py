@@ -30,7 +30,15 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from tasks_app import attempt_records, metrics, policy, schedule, selectors, worker_calls
+from tasks_app import (
+    attempt_records,
+    metrics,
+    policy,
+    run_queue,
+    schedule,
+    selectors,
+    worker_calls,
+)
 from tasks_app.conf import TasksSettings
 from tasks_app.dispatch import Job, WorkerGone
 from tasks_app.job_inputs import JobInputs, TaskInputs, reader_here
@@ -83,7 +91,8 @@ class Scheduler(QueueFeeding):
         inputs: TaskInputs | None = None,
     ) -> None:
         # About `window` runs are held here; more wait in the database.
-        self._queue = RunQueue(window=window)
+        # One lane per route; a lane no worker serves waits, the others go on.
+        self._queue = RunQueue(window=window, serves=pool.serves)
         self._refilling = False
         self._pool = pool
         self._max_faults = max(max_faults, 1)
@@ -108,6 +117,7 @@ class Scheduler(QueueFeeding):
         self._default_duration = default_duration
         self._wake = asyncio.Event()
         self._runs: set[asyncio.Task[None]] = set()
+        pool.listen(self._wake.set)  # a worker joined or a slot freed: look again
         self._background: set[asyncio.Task[None]] = set()
         self._running: dict[int, _Running] = {}
         self._tries: dict[int, int] = {}
@@ -213,13 +223,20 @@ class Scheduler(QueueFeeding):
         """Wait for the next due run and a place for it; send it (and the
         runs that may travel with it) on its way."""
         await self._until_due()
-        # The worker first, then the runs: a retry queued while we
-        # waited for a slot goes ahead of the run that woke us.
-        head = self._queue.head()
-        assert head is not None  # _until_due returns with a run queued
-        queue = self._queue_room(head)
-        worker = await self._pool.acquire(queue=queue)
-        batch = self._pop_batch(worker, queue)
+        # The worker first, then the runs: a retry queued while we waited
+        # for a slot goes ahead of the run that woke us. The best lane a
+        # free worker accepts goes; full lanes do not hold up the others.
+        self._wake.clear()
+        taken = run_queue.first_taken(
+            self._queue.due_lanes(timezone.now(), lead=self._lead),
+            lambda lane, queue: self._pool.try_acquire(queue=queue, route=lane.route),
+            self._queue_room,
+        )
+        if taken is None:
+            await self._wake.wait()  # a slot frees, a worker joins, or a run comes
+            return
+        lane, worker, queue = taken
+        batch = self._pop_batch(lane, worker, queue)
         self._refill_soon()
         if not batch:
             self._pool.release(worker)
@@ -234,7 +251,7 @@ class Scheduler(QueueFeeding):
         task.add_done_callback(self._runs.discard)
 
     async def _until_due(self) -> None:
-        """Sleep until the earliest queued run is due (one timer)."""
+        """Sleep until the earliest queued run a worker serves is due (one timer)."""
         while True:
             self._wake.clear()
             due = self._queue.head_due()
@@ -248,21 +265,19 @@ class Scheduler(QueueFeeding):
                 self._refill_soon()
                 await self._wake.wait()
 
-    def _pop_batch(self, worker: PooledWorker, queue: int) -> list[DueRun]:
-        """The due run at the head of the queue and, when it is short, the
-        short runs due behind it that fit on `worker`, up to `max_batch` and
-        about `batch_time` seconds of them (one place on the worker is held
-        already)."""
-        head = self._queue.head()
+    def _pop_batch(self, lane: run_queue.Lane, worker: PooledWorker, queue: int) -> list[DueRun]:
+        """The lane's next ready run and, when it is short, the short runs
+        ready behind it, up to `max_batch` and about `batch_time` seconds
+        of them (one place on `worker` is held already)."""
+        head = self._queue.head(lane)
         if head is None:
             return []  # cancelled while we waited for the worker
-        now = timezone.now()
         # No more than an even share of what is queued (fairness).
         share = policy.fair_share(len(self._queue), len(self._pool))
         limit = max(min(self._max_batch, share, self._batch_room(head)), 1)
         batch: list[DueRun] = []
         input_bytes = 0
-        while (run := self._queue.head()) is not None and self._queue.is_due(now, lead=self._lead):
+        while (run := self._queue.head(lane)) is not None:
             inputs = self._inputs.get(run.task_id)
             # Not read yet: it may be big, so it travels at the head of a call only.
             input_bytes += _BATCH_INPUT_BYTES + 1 if inputs is None else inputs.size
@@ -273,7 +288,7 @@ class Scheduler(QueueFeeding):
                     break
                 if self._pool.take_more(worker, queue=queue, most=1) == 0:
                     break
-            self._queue.pop_due(now, lead=self._lead)
+            self._queue.pop(lane)
             batch.append(run)
             if queue == 0:
                 break

@@ -10,9 +10,9 @@ from datetime import datetime
 from django.db.models import Count, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
-from tasks_app import job_inputs, schedule, state_counts, storage
+from tasks_app import job_inputs, policy, schedule, state_counts, storage
 from tasks_app.exceptions import ModuleNotFound, RunNotFound, TaskNotFound
-from tasks_app.models import Attempt, Iteration, Module, Task
+from tasks_app.models import Attempt, Iteration, Module, Task, WorkerNode
 
 State = Iteration.State
 
@@ -149,6 +149,9 @@ class DueRun:
     # Its task's args, stdin and env, when they travel with the run (None:
     # the scheduler holds them by task, or reads them: tasks_app.job_inputs).
     inputs: job_inputs.JobInputs | None = None
+    # Its task's order among due runs (higher first) and where it may go.
+    priority: int = 0
+    route: policy.Route = policy.DEFAULT_ROUTE
 
 
 def due_runs(
@@ -217,6 +220,8 @@ def _due_run(run: Iteration, *, attempts: int) -> DueRun:
         duration=task.duration,
         retries=task.retries,
         attempts=attempts,
+        priority=task.priority,
+        route=policy.route_of(task.queue, task.constraints),
     )
 
 
@@ -268,3 +273,24 @@ def stale_attempts(
             )
         )
     return stale
+
+
+def workers() -> QuerySet[WorkerNode]:
+    """Every worker seen, connected ones first, then by peer ID."""
+    return WorkerNode.objects.order_by("-connected", "peer_id")
+
+
+def waiting_for(task: Task) -> str | None:
+    """Why a task's pending runs are not being sent, when that is that no
+    connected worker accepts them (tasks_app.policy.waiting_for); None when
+    one does (they wait for their due time or a free slot), or none is
+    pending. `task` as `task_summary` reads it. One small read, of the
+    connected workers, and only for a task with pending runs."""
+    if task.cancelled_at is not None or not task.runs_by_state.get(State.PENDING):  # type: ignore[attr-defined]  # set by task_summary
+        return None
+    connected = WorkerNode.objects.filter(connected=True).values_list("queues", "labels")
+    offers = (
+        (frozenset(queues or [policy.DEFAULT_QUEUE]), labels if isinstance(labels, dict) else {})
+        for queues, labels in connected
+    )
+    return policy.waiting_for(policy.route_of(task.queue, task.constraints), offers)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from tasks_app import events, job_inputs, notify, schedule, state_counts, storage
+from tasks_app import events, job_inputs, notify, policy, schedule, state_counts, storage
 from tasks_app.exceptions import (
     InvalidField,
     ModuleTooLarge,
@@ -176,6 +176,7 @@ def new_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> 
     # them back (one read per new task cost a one-run task most of its
     # dispatch; seed-form tasks share one constant).
     inputs = job_inputs.of_row(task.args, task.stdin, task.env)
+    route = policy.route_of(task.queue, task.constraints)
     return [
         DueRun(
             iteration_id=run_id,
@@ -188,6 +189,8 @@ def new_runs(task: Task, run_ids: list[int] | None, due: Sequence[datetime]) -> 
             duration=task.duration,
             retries=task.retries,
             inputs=inputs,
+            priority=task.priority,
+            route=route,
         )
         for index, (run_id, due_at) in enumerate(zip(run_ids, due, strict=True))
     ]

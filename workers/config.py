@@ -4,7 +4,7 @@ options and the settings objects; the settings' defaults are defined once, in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cluster_app.identity import Identity
 from cluster_app.multiaddr import Multiaddr
@@ -22,5 +22,9 @@ class WorkerConfig:
     ping_timeout: float  # WW_PING_TIMEOUT
     stop_grace: float  # --grace, default WW_STOP_GRACE
     cluster_key: bytes | None  # None: an open cluster
+    # What it serves (--labels, --queues): the gateway sends it only runs of
+    # these queues whose constraints these labels meet.
+    labels: dict[str, str] = field(default_factory=dict)
+    queues: tuple[str, ...] = ("default",)
     survey_interval: float = 0.25
     max_backoff: float = 5.0

@@ -33,12 +33,16 @@ class WorkerServer(schema.worker.Worker.Server):
         *,
         peer_id: str,
         concurrency: int,
+        labels: dict[str, str] | None = None,
+        queues: tuple[str, ...] = ("default",),
         modules: ModuleFetcher | None = None,
         execution_log: ExecutionLog | None = None,
     ) -> None:
         self._executor = executor
         self._peer_id = peer_id
         self._concurrency = concurrency
+        self._labels = dict(labels or {})
+        self._queues = queues
         self._modules = modules
         self._execution_log = execution_log
         self.in_flight = 0
@@ -61,6 +65,12 @@ class WorkerServer(schema.worker.Worker.Server):
     async def info(self, _context: Any, **kw: Any) -> None:
         _context.results.info.peer = self._peer_id
         _context.results.info.concurrency = self._concurrency
+        labels = _context.results.info.init("labels", len(self._labels))
+        for i, (key, value) in enumerate(self._labels.items()):
+            labels[i].key, labels[i].value = key, value
+        queues = _context.results.info.init("queues", len(self._queues))
+        for i, queue in enumerate(self._queues):
+            queues[i] = queue
 
     async def execute(self, job: Any, _context: Any, **kw: Any) -> None:
         [outcome] = await self._run([await self._request(job)])

@@ -111,6 +111,8 @@ class GatewaySession:
             self.executor,
             peer_id=self.peer_id,
             concurrency=self.config.concurrency,
+            labels=self.config.labels,
+            queues=self.config.queues,
             modules=ModuleFetcher(functools.partial(fetch_module, host)),
             execution_log=self._execution_log,
         )

@@ -115,19 +115,21 @@ class JobSerializer(TaskSubmissionSerializer):
         default=0,
         min_value=-100,
         max_value=100,
-        help_text="-100 to 100, higher first (default 0). Not supported yet: only 0.",
+        help_text="-100 to 100 (default 0): when more runs are due than workers have free "
+        "slots, higher first; within a priority, earlier due first.",
     )
     queue = serializers.CharField(
         required=False,
         default="default",
         max_length=100,
-        help_text='The queue a worker must serve (default "default"). Not supported yet: '
-        'only "default".',
+        help_text='The queue a worker must serve (default "default"; runworker --queues): '
+        "until one is connected, the runs wait.",
     )
     constraints = _string_map(
         required=False,
         default=dict,
-        help_text="Labels a worker must have: label to value. Not supported yet: only {}.",
+        help_text="Labels a worker must have, label to value (runworker --labels): until one "
+        "is connected, the runs wait.",
     )
     replicas = serializers.IntegerField(
         required=False,

@@ -433,6 +433,13 @@ class TaskDetailDocSerializer(JobFields, TaskSummarySerializer):
         read_only=True, help_text="index of the first run on this page"
     )
     runs_limit = serializers.IntegerField(read_only=True, help_text="the page's size asked for")
+    waiting_for = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="why its pending runs are not sent, when no connected worker serves its "
+        "`queue` with every label of its `constraints` (they wait until one joins); null "
+        "otherwise",
+    )
 
     class Meta(TaskSummarySerializer.Meta):
         fields = [
@@ -441,6 +448,7 @@ class TaskDetailDocSerializer(JobFields, TaskSummarySerializer):
             "run_count",
             "runs_offset",
             "runs_limit",
+            "waiting_for",
         ]
 
 

@@ -7,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from tasks_app.api.json_tasks import TaskBatchView
 from tasks_app.api.modules import ModuleDetailView, ModuleListView
 from tasks_app.api.views import RunOutputView, TaskDetailView, TaskListView
+from tasks_app.api.workers import WorkerListView
 
 _batch = TaskBatchView.as_view()
 _detail = TaskDetailView.as_view()
@@ -38,4 +39,5 @@ urlpatterns = [
     ),
     re_path(r"^modules/?$", ModuleListView.as_view(), name="module-list"),
     re_path(r"^modules/(?P<sha256>[^/]+)/?$", ModuleDetailView.as_view(), name="module-detail"),
+    re_path(r"^workers/?$", WorkerListView.as_view(), name="worker-list"),
 ]

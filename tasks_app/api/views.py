@@ -163,6 +163,7 @@ class TaskDetailView(APIView):
             waiting.refuse_if_full(request)
         task = selectors.task_detail(task_id, runs_limit=page.limit, runs_offset=page.offset)
         body = task_detail(task, runs_limit=page.limit, runs_offset=page.offset)
+        body["waiting_for"] = selectors.waiting_for(task)
         waiting.report(request, task.runs_by_state)  # type: ignore[attr-defined]  # set by selectors.task_detail
         return Response(body, headers=runs_links(request, page, task.run_count))
 

@@ -30,6 +30,7 @@ from cluster_app.multiaddr import MultiaddrError, parse_multiaddr, parse_multiad
 from workers.agent import WorkerAgent
 from workers.config import WorkerConfig
 from workers.executor import Executor
+from workers.routing_options import BadRoutingOption, parse_labels, parse_queues
 
 log = logging.getLogger("ww.worker")
 
@@ -64,6 +65,18 @@ class Command(BaseCommand):
             type=int,
             default=os.cpu_count() or 1,
             help="modules run at once (default: CPU count, %(default)s)",
+        )
+        parser.add_argument(
+            "--labels",
+            default="",
+            help="labels this worker has, k=v,k=v: runs whose constraints ask for labels "
+            "go only to workers having them all (default: none)",
+        )
+        parser.add_argument(
+            "--queues",
+            default="default",
+            help="queues this worker serves, a,b: a run goes only to a worker serving its "
+            "task's queue (default: %(default)s)",
         )
         parser.add_argument(
             "--grace",
@@ -106,6 +119,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1")
+        try:
+            labels = parse_labels(options["labels"])
+            queues = parse_queues(options["queues"])
+        except BadRoutingOption as exc:
+            raise CommandError(str(exc)) from None
         identity, lock = _identity(options["identity_file"])
         sys.stdout.write(f"worker {identity.peer_id}\n")
         sys.stdout.flush()
@@ -116,6 +134,8 @@ class Command(BaseCommand):
             addrs=addrs,
             discover=discover,
             concurrency=options["concurrency"],
+            labels=labels,
+            queues=tuple(queues),
             ping_interval=settings.WW_CLUSTER.ping_interval,
             ping_timeout=settings.WW_CLUSTER.ping_timeout,
             stop_grace=options["grace"],
