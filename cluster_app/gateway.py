@@ -29,8 +29,8 @@ from cluster_app.multiaddr import Multiaddr
 from cluster_app.offers import Admitted, Refused, Routing, judge_offer
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
-from tasks_app import events, metrics, notify, run_records
 from cluster_app.worker_link import CapnpWorkerLink, read_routing
+from tasks_app import events, firing, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.conf import TasksSettings
@@ -115,6 +115,11 @@ class GatewayNode:
         recovered = await sync_to_async(task_services.recover_interrupted_runs)()
         if recovered:
             log.warning("%d runs were in flight when the gateway stopped; re-queued", recovered)
+        # Schedules' fire times missed while no gateway ran: run or recorded
+        # skipped, before the queue is loaded (tasks_app.firing).
+        caught_up = await sync_to_async(firing.catch_up_all)()
+        if caught_up:
+            log.warning("%d schedule firings made on catching up", caught_up)
         queued = await self.scheduler.load()
         metrics.bind_gateway(workers=lambda: len(self.pool), queue_depth=self.scheduler.queue_depth)
         tls = TlsConfig(self.config.identity, self.config.cluster_key)
@@ -283,12 +288,12 @@ class GatewayNode:
             with contextlib.suppress(Exception):
                 self.listener.drop(offer.connection)
             return
+        assert isinstance(verdict, Admitted) and isinstance(routing, Routing)
         concurrency = verdict.concurrency
         if verdict.capped_from is not None:
             log.warning(
                 "worker %s claims concurrency %d; taken as %d (WW_MAX_WORKER_CONCURRENCY)",
                 peer_id,
-        assert isinstance(verdict, Admitted) and isinstance(routing, Routing)
                 verdict.capped_from,
                 concurrency,
             )
@@ -306,13 +311,13 @@ class GatewayNode:
             peer_id=peer_id,
             address=offer.address,
             concurrency=concurrency,
+            queues=routing.queues,
+            labels=routing.labels,
             link=CapnpWorkerLink(
                 offer.capability, max_result_bytes=self.config.cluster.result_max_bytes
             ),
             connection=offer.connection,
         )
-            queues=routing.queues,
-            labels=routing.labels,
         log.info(
             "worker %s joined from %s (concurrency %d, queues %s, labels %s)",
             peer_id,

@@ -97,6 +97,11 @@ class TasksSettings(EnvSettings):
         unit="s",
     )
 
+    # -- schedules (tasks_app/fire_times.py, tasks_app/firing.py)
+    schedule_min_every: float = setting(
+        0.1, "the shortest `every` a schedule may have (each firing is a task)", unit="s"
+    )
+
     # -- who may do what (tasks_app/api/permissions.py, origin.py). For
     # `auto`, `rungateway` tells the permission rule its --http host at start;
     # a server started otherwise (bind unknown) counts as public. The admin

@@ -58,7 +58,7 @@ def run_event(
     result_bytes: bytes | None = None,
 ) -> dict[str, Any]:
     """A `run.changed` event, as the websockets stream it."""
-    limit = settings.WW_EVENT_TEXT_BYTES
+    limit = settings.WW_TASKS.event_text_bytes
     result, result_truncated = clip(result, limit)
     error, error_truncated = clip(error, limit)
     event = {
@@ -127,3 +127,20 @@ def batch_message(changes: list[dict[str, Any]]) -> dict[str, Any]:
     """The layer message carrying `changes`, handled by `runs_changed` on
     the consumers."""
     return {"type": "runs.changed", "events": changes}
+
+
+def firing_event(
+    *, schedule: str, task_id: str, fire_at: datetime, decision: str, reason: str, at: datetime
+) -> dict[str, Any]:
+    """A `schedule.fired` event: a schedule's firing was decided when due
+    (`decision`: run, wait, skip; `reason` says why it waits or is skipped).
+    It goes to every watcher and to the firing task's own watchers."""
+    return {
+        "type": "schedule.fired",
+        "schedule": schedule,
+        "task": task_id,
+        "fire_at": fire_at.isoformat(),
+        "decision": decision,
+        "reason": reason,
+        "at": at.isoformat(),
+    }

@@ -27,6 +27,72 @@ class Module(models.Model):
         return f"{self.sha256[:12]} ({self.size} bytes, {self.kind})"
 
 
+class Schedule(models.Model):
+    """A periodic task: `every` seconds or a `cron` expression in `timezone`.
+    Each fire time makes one firing, an ordinary task (`Task.schedule`) with
+    id `<name>@<fire time>` whose one run is due then (tasks_app/firing.py;
+    the arithmetic in tasks_app/fire_times.py). The next firing is made
+    ahead (`next_fire_at`), so it waits in the run queue like any run."""
+
+    class Overlap(models.TextChoices):
+        SKIP = "skip", "skip (the firing ends cancelled)"
+        BUFFER_ONE = "buffer_one", "buffer one (waits for the previous)"
+        ALLOW = "allow", "allow (runs beside it)"
+
+    name = models.CharField(max_length=100, unique=True)
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="schedules")
+    # Every firing's task fields (a JSON task object without id, module,
+    # start, delay, repeats; stdin as stdin_base64), checked when saved.
+    template = models.JSONField(default=dict, blank=True)
+    every = models.FloatField(null=True, blank=True, help_text="Seconds between fire times")
+    cron = models.CharField(
+        max_length=200, blank=True, default="", help_text="5 fields, or 6 with seconds first"
+    )
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone of `cron`")
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    max_runs = models.PositiveIntegerField(null=True, blank=True)
+    jitter = models.FloatField(default=0, help_text="A firing's run is due up to this late, s")
+    overlap = models.CharField(max_length=16, choices=Overlap.choices, default=Overlap.SKIP)
+    catchup_window = models.FloatField(
+        default=60, help_text="Fire times missed while down and younger than this run once, s"
+    )
+    paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    # The chain of firings: the fire time of the firing made and not yet
+    # decided (null: none, paused or ended); fire times up to `catchup_until`
+    # were made by a catch-up after a restart.
+    next_fire_at = models.DateTimeField(null=True, blank=True, editable=False)
+    catchup_until = models.DateTimeField(null=True, blank=True, editable=False)
+    fired_count = models.PositiveIntegerField(default=0, editable=False)
+    skipped_count = models.PositiveBigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MissedFirings(models.Model):
+    """Fire times that passed while no gateway ran and were older than the
+    catch-up window when one started: not run, recorded (one row per gap)."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="missed")
+    first_fire_at = models.DateTimeField()
+    last_fire_at = models.DateTimeField()
+    count = models.PositiveBigIntegerField()
+    exact = models.BooleanField(default=True, help_text="False: at least `count`")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-first_fire_at"]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id}: {self.count} missed from {self.first_fire_at}"
+
+
 class Task(models.Model):
     """A job as the seed's form describes it."""
 
@@ -63,6 +129,10 @@ class Task(models.Model):
     # moves to succeeded once and never out of it), so progress is read
     # without counting a task's runs.
     succeeded_count = models.PositiveIntegerField(default=0, editable=False)
+    # The schedule this task is a firing of (tasks_app/firing.py).
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="firings"
+    )
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -169,6 +239,11 @@ class WorkerNode(models.Model):
     completed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     connected = models.BooleanField(default=False)
+    # What it serves, as it offered it (runworker --labels, --queues): runs
+    # go only to a worker serving their task's queue and having every label
+    # of its constraints.
+    labels = models.JSONField(default=dict, blank=True)
+    queues = models.JSONField(default=list, blank=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField()
 
@@ -220,8 +295,3 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.iteration} try {self.number}"
-    # What it serves, as it offered it (runworker --labels, --queues): runs
-    # go only to a worker serving their task's queue and having every label
-    # of its constraints.
-    labels = models.JSONField(default=dict, blank=True)
-    queues = models.JSONField(default=list, blank=True)

@@ -41,6 +41,7 @@ from tasks_app import (
 )
 from tasks_app.conf import TasksSettings
 from tasks_app.dispatch import Job, WorkerGone
+from tasks_app.firing_gate import FiringGate
 from tasks_app.job_inputs import JobInputs, TaskInputs, reader_here
 from tasks_app.journal import Journal
 from tasks_app.loop_db import loop_database
@@ -116,13 +117,15 @@ class Scheduler(QueueFeeding):
         self._call_grace = call_grace
         self._default_duration = default_duration
         self._wake = asyncio.Event()
-        self._runs: set[asyncio.Task[None]] = set()
         pool.listen(self._wake.set)  # a worker joined or a slot freed: look again
+        self._runs: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._running: dict[int, _Running] = {}
         self._tries: dict[int, int] = {}
         # Runs sent to a worker by this process lately (monotonic time sent).
         self._dispatched: dict[int, float] = {}
+        # Schedules' firings: what each does when due (tasks_app.firing_gate).
+        self._firings = FiringGate(self.push, self._own, self._running)
 
     async def reclaim(self, *, grace: float) -> int:
         """Attempts the database says are running, that this scheduler is
@@ -323,6 +326,7 @@ class Scheduler(QueueFeeding):
     async def _dispatch(self, batch: list[DueRun], worker: PooledWorker) -> None:
         runs = [run for run in batch if run.task_id not in self._cancelled]
         try:
+            runs = await self._firings.admit(runs)  # a firing may wait or be skipped
             if runs:
                 await self._execute(runs, worker)
         except asyncio.CancelledError:
@@ -448,6 +452,7 @@ class Scheduler(QueueFeeding):
             self._retry_later(run, number)
         else:
             self._tries.pop(run.iteration_id, None)
+            self._firings.ended(run)
         if started_at is not None and finished_at is not None:
             self._learn(run, (finished_at - started_at).total_seconds())
 
@@ -481,6 +486,7 @@ class Scheduler(QueueFeeding):
             self._retry_later(run, number)
         else:
             self._tries.pop(run.iteration_id, None)
+            self._firings.ended(run)
 
     def _retry_later(self, run: DueRun, tries: int) -> None:
         self._running.pop(run.iteration_id, None)

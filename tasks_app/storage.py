@@ -120,8 +120,9 @@ TASK_INSERT = Insert(
         "replicas",
         "fuel",
     ),
-    # A new task: not cancelled, nothing succeeded yet.
-    constants={"cancelled_at": DEFAULT, "succeeded_count": DEFAULT},
+    # A new task: not cancelled, nothing succeeded yet, no schedule's firing
+    # (those are made by tasks_app/firing.py).
+    constants={"cancelled_at": DEFAULT, "succeeded_count": DEFAULT, "schedule": DEFAULT},
 )
 RUN_INSERT = Insert(
     Iteration,

@@ -23,6 +23,7 @@ from tasks_app.exceptions import (
     TaskAlreadyExists,
     TaskNotFound,
 )
+from tasks_app.schedule_services import ScheduleExists, ScheduleNotFound
 
 
 def error_response(
@@ -48,6 +49,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response("body", str(exc), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, TaskNotFound):
         return error_response("id", str(exc), status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, ScheduleNotFound):
+        return error_response("name", str(exc), status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, ScheduleExists):
+        return error_response("name", str(exc), status.HTTP_409_CONFLICT)
     if isinstance(exc, ModuleNotFound):
         return error_response("sha256", str(exc), status.HTTP_404_NOT_FOUND)
     if isinstance(exc, RunNotFound):

@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from tasks_app.api.json_tasks import TaskBatchView
 from tasks_app.api.modules import ModuleDetailView, ModuleListView
+from tasks_app.api.schedules import ScheduleDetailView, ScheduleListView, ScheduleTriggerView
 from tasks_app.api.views import RunOutputView, TaskDetailView, TaskListView
 from tasks_app.api.workers import WorkerListView
 
@@ -36,6 +37,15 @@ urlpatterns = [
         r"^tasks/(?P<task_id>[^/]+)/runs/(?P<index>[0-9]{1,9})/output/?$",
         RunOutputView.as_view(),
         name="task-run-output",
+    ),
+    re_path(r"^schedules/?$", ScheduleListView.as_view(), name="schedule-list"),
+    re_path(
+        r"^schedules/(?P<name>[^/@]+)/trigger/?$",
+        ScheduleTriggerView.as_view(),
+        name="schedule-trigger",
+    ),
+    re_path(
+        r"^schedules/(?P<name>[^/@]+)/?$", ScheduleDetailView.as_view(), name="schedule-detail"
     ),
     re_path(r"^modules/?$", ModuleListView.as_view(), name="module-list"),
     re_path(r"^modules/(?P<sha256>[^/]+)/?$", ModuleDetailView.as_view(), name="module-detail"),
