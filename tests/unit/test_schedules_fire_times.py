@@ -1,0 +1,213 @@
+"""tasks_app/fire_times.py: fire times (every, cron with and without
+seconds, IANA zones across both DST transitions), firing ids, jitter,
+catch-up and overlap, with hypothesis properties: fire times strictly
+increase, no two firings share a fire time or an id, jitter stays within
+its bounds and before the next fire time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks_app import fire_times
+from tasks_app.fire_times import Overlap, Timing, Verdict
+
+NEW_YORK = fire_times.zone_of("America/New_York")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def local(at: datetime) -> str:
+    return at.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def test_every_counts_from_its_anchor() -> None:
+    timing = Timing(every=1.5, anchor=T0)
+    assert fire_times.fire_times(timing, T0 - timedelta(hours=1), 3) == [
+        T0,
+        T0 + timedelta(seconds=1.5),
+        T0 + timedelta(seconds=3),
+    ]
+    assert fire_times.next_fire(timing, T0 + timedelta(seconds=1.5)) == T0 + timedelta(seconds=3)
+
+
+def test_start_and_end_bound_the_fire_times() -> None:
+    timing = Timing(
+        cron="0 * * * *",
+        start_at=T0 + timedelta(minutes=30),
+        end_at=T0 + timedelta(hours=3),
+    )
+    times = fire_times.fire_times(timing, T0 - timedelta(days=1), 10)
+    assert times == [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+
+
+def test_six_fields_have_seconds_first() -> None:
+    timing = Timing(cron="*/20 * * * * *")
+    assert fire_times.fire_times(timing, T0, 3) == [
+        T0 + timedelta(seconds=20),
+        T0 + timedelta(seconds=40),
+        T0 + timedelta(seconds=60),
+    ]
+
+
+def test_a_wall_time_the_clock_skips_fires_once_after_the_gap() -> None:
+    # 2026-03-08, New York: 02:00 EST -> 03:00 EDT; 02:30 does not exist.
+    for expr in ("30 2 * * *", "0 30 2 * * *"):
+        timing = Timing(cron=expr, zone="America/New_York")
+        times = fire_times.fire_times(timing, datetime(2026, 3, 6, 12, tzinfo=UTC), 4)
+        assert [local(t) for t in times] == [
+            "2026-03-07 02:30:00-0500",
+            "2026-03-08 03:00:00-0400",  # documented: the first minute after the gap
+            "2026-03-09 02:30:00-0400",
+            "2026-03-10 02:30:00-0400",
+        ]
+
+
+def test_a_wall_time_the_clock_shows_twice_fires_once() -> None:
+    # 2026-11-01, New York: 02:00 EDT -> 01:00 EST; 01:30 happens twice.
+    for expr in ("30 1 * * *", "0 30 1 * * *"):
+        timing = Timing(cron=expr, zone="America/New_York")
+        times = fire_times.fire_times(timing, datetime(2026, 10, 31, 12, tzinfo=UTC), 3)
+        assert [local(t) for t in times] == [
+            "2026-11-01 01:30:00-0400",  # its first occurrence only
+            "2026-11-02 01:30:00-0500",
+            "2026-11-03 01:30:00-0500",
+        ]
+
+
+def test_a_repetition_follows_real_time_across_dst() -> None:
+    timing = Timing(cron="0 * * * *", zone="America/New_York")
+    back = fire_times.fire_times(timing, datetime(2026, 11, 1, 4, 30, tzinfo=UTC), 3)
+    assert [t - back[0] for t in back] == [timedelta(hours=h) for h in (0, 1, 2)]
+    forward = fire_times.fire_times(timing, datetime(2026, 3, 8, 5, 30, tzinfo=UTC), 3)
+    assert [t - forward[0] for t in forward] == [timedelta(hours=h) for h in (0, 1, 2)]
+
+
+@pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "* * * * * * *", "0 0 30 2 *"])
+def test_bad_cron_expressions_are_refused(expr: str) -> None:
+    with pytest.raises(fire_times.InvalidTiming):
+        fire_times.check_cron(expr)
+
+
+def test_unknown_zones_are_refused() -> None:
+    with pytest.raises(fire_times.InvalidTiming):
+        fire_times.zone_of("Mars/Olympus")
+
+
+def test_firing_ids_carry_the_fire_time_and_read_back() -> None:
+    at = datetime(2026, 12, 3, 14, 0, 1, tzinfo=UTC)
+    assert fire_times.firing_id("backup", at) == "backup@2026-12-03T14:00:01Z"
+    half = at + timedelta(microseconds=500_000)
+    assert fire_times.firing_id("b", half) == "b@2026-12-03T14:00:01.500000Z"
+    assert fire_times.parse_firing_id("b@2026-12-03T14:00:01.500000Z") == ("b", half)
+    assert fire_times.parse_firing_id("not-a-firing") is None
+    assert fire_times.parse_firing_id("a@b@2026-12-03T14:00:01Z") is None
+
+
+def test_catch_up_runs_young_fire_times_and_skips_old_ones() -> None:
+    timing = Timing(every=10, anchor=T0)
+    plan = fire_times.catch_up(timing, head=T0, now=T0 + timedelta(seconds=95), window=30)
+    assert plan.run == [T0 + timedelta(seconds=s) for s in (70, 80, 90)]
+    assert plan.skipped == 7 and plan.skipped_exact
+    assert plan.first_skipped == T0 and plan.last_skipped == T0 + timedelta(seconds=60)
+    assert plan.head == T0 + timedelta(seconds=100)
+    none = fire_times.catch_up(timing, head=T0, now=T0 + timedelta(seconds=95), window=0)
+    assert none.run == [] and none.skipped == 10
+    capped = fire_times.catch_up(timing, head=T0, now=T0 + timedelta(seconds=95), window=30, room=2)
+    assert capped.run == [T0 + timedelta(seconds=70), T0 + timedelta(seconds=80)]
+    assert capped.head is None
+
+
+def test_catch_up_counts_a_long_gap_without_walking_it_all() -> None:
+    timing = Timing(cron="* * * * * *")
+    now = T0 + timedelta(days=30)
+    plan = fire_times.catch_up(timing, head=T0, now=now, window=5, limit=1000)
+    assert plan.skipped == 1000 and not plan.skipped_exact
+    assert len(plan.run) == 6 and plan.run[-1] == now
+
+
+@pytest.mark.parametrize(
+    ("policy", "running", "waiting", "catching_up", "verdict"),
+    [
+        (Overlap.SKIP, False, 0, False, Verdict.RUN),
+        (Overlap.SKIP, True, 0, False, Verdict.SKIP),
+        (Overlap.BUFFER_ONE, True, 0, False, Verdict.WAIT),
+        (Overlap.BUFFER_ONE, True, 1, False, Verdict.SKIP),
+        (Overlap.ALLOW, True, 5, False, Verdict.RUN),
+        (Overlap.SKIP, True, 3, True, Verdict.WAIT),
+        (Overlap.ALLOW, True, 0, True, Verdict.RUN),
+    ],
+)
+def test_overlap(
+    policy: Overlap, running: bool, waiting: int, catching_up: bool, verdict: Verdict
+) -> None:
+    assert (
+        fire_times.overlap_verdict(
+            policy, previous_running=running, waiting=waiting, catching_up=catching_up
+        )
+        == verdict
+    )
+
+
+# -- properties -------------------------------------------------------------------
+
+ZONES = ["UTC", "America/New_York", "Europe/Paris", "Australia/Lord_Howe", "Asia/Kolkata"]
+CRONS = [
+    "30 2 * * *",
+    "30 1 * * *",
+    "0 30 2 * * *",
+    "*/7 * * * *",
+    "15 */2 * * *",
+    "0 0 * * 1",
+    "*/13 * * * * *",
+    "0 0,30 1-3 * * *",
+]
+instants = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(expr=st.sampled_from(CRONS), zone=st.sampled_from(ZONES), after=instants)
+def test_cron_fire_times_strictly_increase(expr: str, zone: str, after: datetime) -> None:
+    times = fire_times.fire_times(Timing(cron=expr, zone=zone), after, 12)
+    assert len(times) == 12
+    assert all(a < b for a, b in zip([after, *times], times, strict=False))
+    ids = [fire_times.firing_id("s", t) for t in times]
+    assert len(set(ids)) == len(ids)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    every=st.floats(min_value=0.001, max_value=86400 * 7),
+    offset=st.floats(min_value=-1e6, max_value=1e8),
+)
+def test_every_fire_times_strictly_increase(every: float, offset: float) -> None:
+    timing = Timing(every=every, anchor=T0)
+    after = T0 + timedelta(seconds=offset)
+    times = fire_times.fire_times(timing, after, 10)
+    assert all(a < b for a, b in zip([after, *times], times, strict=False))
+    assert times[0] >= T0
+    assert len({fire_times.firing_id("s", t) for t in times}) == 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    every=st.floats(min_value=0.01, max_value=3600),
+    jitter=st.floats(min_value=0, max_value=7200),
+    k=st.integers(min_value=0, max_value=10_000),
+)
+def test_jitter_stays_within_its_bounds_and_before_the_next_fire(
+    every: float, jitter: float, k: int
+) -> None:
+    timing = Timing(every=every, anchor=T0)
+    at = fire_times.fire_times(timing, T0 - timedelta(seconds=1), k + 1)[-1]
+    following = fire_times.next_fire(timing, at)
+    assert following is not None
+    task_id = fire_times.firing_id("j", at)
+    due = fire_times.due_at(timing, task_id, at, jitter=jitter)
+    assert at <= due <= at + timedelta(seconds=jitter)
+    assert due < following or due == at
+    assert due == fire_times.due_at(timing, task_id, at, jitter=jitter)  # the same everywhere
