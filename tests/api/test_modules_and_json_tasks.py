@@ -151,9 +151,7 @@ def test_bad_json_fields_are_400s_naming_the_field(
     response = post_json(client, "/tasks", body)
     assert response.status_code == 400, response.content
     assert response.json()["field"] == field
-    if field in ("replicas", "fuel") and "supported" in str(
-        response.json()
-    ):
+    if field in ("replicas", "fuel") and "supported" in str(response.json()):
         assert "not supported yet" in response.json()["problem"]
     assert not Task.objects.exists()
 
