@@ -89,15 +89,16 @@ def test_a_failing_run_is_failed_with_its_error(on_gateway: Client) -> None:
     assert result.worker_ids == [run["worker"]]
 
 
-def test_priority_and_queue_are_sent_and_the_gateways_refusal_surfaces(
+def test_priority_and_queue_are_sent_and_a_run_of_an_unserved_queue_waits(
     on_gateway: Client,
 ) -> None:
+    result = wasm_task(str(HASH_WASM), priority=10, queue_name="gpu").enqueue(input=0)
+    task = on_gateway.get(result.id)
+    assert (task["priority"], task["queue"]) == (10, "gpu")
+    assert "queue 'gpu'" in task["waiting_for"]  # the cluster's worker serves "default"
     with pytest.raises(TaskRefused) as refused:
-        wasm_task(str(HASH_WASM), priority=10).enqueue(input=0)
-    assert (refused.value.status, refused.value.field) == (400, "priority")
-    with pytest.raises(TaskRefused) as queue:
-        wasm_task(str(HASH_WASM), queue_name="gpu").enqueue(input=0)
-    assert (queue.value.status, queue.value.field) == (400, "queue")
+        wasm_task("0" * 64).enqueue(input=0)
+    assert (refused.value.status, refused.value.field) == (400, "module")
 
 
 def test_an_unknown_id_does_not_exist(on_gateway: Client) -> None:
