@@ -19,8 +19,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from tasks_app import notify, page_reads, selectors, services, state_counts
-from tasks_app.models import Attempt, Iteration, Module, Task
+from tasks_app.models import Attempt, Iteration, Module, Schedule, Task
 from tasks_app.progress import task_state
+from tasks_app.schedule_admin import ScheduleAdmin
 from tasks_app.templatetags.ww_pages import short_peer
 
 # The admin's left-hand app list takes a quarter of a 1280 px screen, which
@@ -362,3 +363,7 @@ class ModuleAdmin(ReadOnlyAdmin):
         )
         more = max(self.task_count(module) - len(ids), 0)
         return format_html("{}{}", links, f" and {more} more" if more else "")
+
+
+# Schedules: edited, paused, resumed and triggered here (tasks_app/schedule_admin.py).
+admin.site.register(Schedule, ScheduleAdmin)
