@@ -160,3 +160,48 @@ def test_with_one_slot_due_runs_go_by_priority_then_due_order() -> None:
 
     asyncio.run(main())
     assert worker.ran == ["high"] * 3 + ["mid"] * 3 + ["low"] * 3
+
+
+def test_runs_of_a_busy_lane_do_not_hold_up_a_lane_with_a_free_worker() -> None:
+    slow, fast = NamedWorker(seconds=0.5), NamedWorker()
+
+    async def main() -> tuple[list[str], list[str]]:
+        scheduler, pool, records = _scheduler(max_queue=0, max_batch=1)
+        _add(pool, "gpu", slow, queues=frozenset({"ml"}), labels={"gpu": "a100"})
+        _add(pool, "plain", fast)
+        loop = asyncio.create_task(scheduler.run())
+        # Due first and of the highest priority, but its one worker is busy
+        # with the first of them for half a second.
+        scheduler.add(_runs("gpu-task", 3, 100, route=GPU, priority=50))
+        scheduler.add(_runs("cpu-task", 5, 1))
+        await _until(lambda: _ended(records).count("cpu-task") == 5)
+        early = list(_ended(records))
+        await _until(lambda: len(_ended(records)) == 8, timeout=20)
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        return early, slow.ran
+
+    early, gpu_ran = asyncio.run(main())
+    assert early.count("gpu-task") <= 1  # the cpu runs went while gpu ones waited
+    assert gpu_ran == ["gpu-task"] * 3
+
+
+def test_the_pool_knows_which_routes_it_serves_as_workers_come_and_go() -> None:
+    async def main() -> None:
+        pool = WorkerPool()
+        assert not pool.serves(DEFAULT_ROUTE)
+        _add(pool, "plain", NamedWorker())
+        assert pool.serves(DEFAULT_ROUTE) and not pool.serves(GPU)
+        _add(pool, "gpu", NamedWorker(), queues=frozenset({"ml"}), labels={"gpu": "a100"})
+        assert pool.serves(GPU)
+        gpu = next(w for w in pool if w.peer_id == "gpu")
+        assert pool.try_acquire(route=GPU) is gpu
+        assert pool.try_acquire(route=GPU) is None  # its one slot is taken
+        assert pool.try_acquire(route=route_of("ml", {"gpu": "t4"})) is None
+        pool.release(gpu)
+        await pool.drain(gpu.connection)  # leaving: no new runs
+        assert not pool.serves(GPU)
+        pool.remove(gpu)
+        assert not pool.serves(GPU) and pool.serves(DEFAULT_ROUTE)
+
+    asyncio.run(main())
