@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Prefetch
 from django.utils import timezone
 
 from tasks_app import state_counts
-from tasks_app.models import Attempt, Iteration, Task, WorkerNode
+from tasks_app.models import Attempt, Iteration, Schedule, Task, WorkerNode
 
 State = Iteration.State
 
@@ -111,3 +112,21 @@ def worker_pool(*, gone_after: timedelta, gone_limit: int) -> WorkerPool:
         gone=list(gone.order_by("-last_seen")[:gone_limit]),
         gone_count=gone.count(),
     )
+
+
+def schedules(limit: int) -> list[dict[str, Any]]:
+    """The first `limit` schedules by name, as the status page lists them."""
+    rows = []
+    for s in Schedule.objects.order_by("name")[:limit]:
+        rows.append(
+            {
+                "name": s.name,
+                "when": f"{s.cron} ({s.timezone})" if s.cron else f"every {s.every:g} s",
+                "overlap": s.overlap,
+                "paused": s.paused,
+                "next_fire_at": None if s.next_fire_at is None else s.next_fire_at.isoformat(),
+                "fired_count": s.fired_count,
+                "skipped_count": s.skipped_count,
+            }
+        )
+    return rows

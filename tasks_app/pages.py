@@ -28,6 +28,7 @@ from tasks_app.page_reads import RunCounts
 from tasks_app.progress import task_state
 
 STATUS_TASKS = 200  # the most recent tasks the status page shows
+STATUS_SCHEDULES = 100  # schedules the status page lists, by name
 RUNS_PER_PAGE = 100  # a task page's runs; more are on the next pages
 # A worker disconnected for longer than this is "gone": listed apart,
 # folded, at most GONE_LISTED of them.
@@ -78,6 +79,7 @@ def status_json(request: HttpRequest) -> JsonResponse:
             "workers": [_worker_row(w) for w in pool.current],
             "gone_workers": [_worker_row(w) for w in pool.gone],
             "gone_count": pool.gone_count,
+            "schedules": page_reads.schedules(STATUS_SCHEDULES),
         }
     )
 

@@ -181,3 +181,23 @@ def test_catch_up_runs_the_young_missed_fire_times_and_records_the_old() -> None
     assert missed.last_fire_at == start + timedelta(seconds=60)
     again = firing.catch_up_all(now=now)  # a second start: nothing twice
     assert again == 0 and MissedFirings.objects.count() == 1
+
+
+def test_the_status_page_and_the_cli_tables_show_schedules(client: Client) -> None:
+    from rich.console import Console
+
+    from tasks_app.management.commands.schedules import schedule_table, schedules_table
+
+    module = upload(client)
+    post(client, "/schedules", {"name": "shown", "module": module, "cron": "*/5 * * * *"})
+    status = client.get("/api/status").json()
+    assert [s["name"] for s in status["schedules"]] == ["shown"]
+    row = status["schedules"][0]
+    assert row["when"] == "*/5 * * * * (UTC)" and row["next_fire_at"] is not None
+    assert "Schedules" in client.get("/").content.decode()
+    out = Console(width=200, record=True)
+    out.print(schedules_table(client.get("/schedules").json()))
+    out.print(schedule_table(client.get("/schedules/shown").json()))
+    text = out.export_text()
+    assert "shown" in text and "*/5 * * * * (UTC)" in text and "next: " in text
+    assert fire_times.firing_id("shown", datetime.fromisoformat(row["next_fire_at"])) in text
