@@ -1,0 +1,157 @@
+"""Schedules through the real scheduler and journal (SQLite, an in-process
+fake worker, no processes): a schedule's firings come one per fire time,
+each a task `<name>@<fire time>` whose run goes out with its fire time as
+its start (sent ahead like any run), the next firing made as the previous
+is handed out; under `skip`, a firing due while the previous still runs
+ends cancelled with the reason and two never run at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from cluster_app.worker_link import CapnpWorkerLink
+from tasks_app import fire_times, notify, run_records, schedule_services
+from tasks_app.journal import Journal
+from tasks_app.models import Iteration, Module, Schedule
+from tasks_app.pool import WorkerPool
+from tasks_app.scheduler import Scheduler
+from tests.api.forms import HASH_WASM
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODULE = "c" * 64
+
+
+class SlowWorker:
+    """Each run takes `seconds`; notes what it was sent and what overlapped."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.jobs: list[dict[str, Any]] = []
+        self.running = 0
+        self.most = 0
+
+    async def execute(self, job: dict[str, Any]) -> Any:
+        return SimpleNamespace(outcome=await self._run(job))
+
+    async def executeMany(self, jobs: list[dict[str, Any]]) -> Any:
+        return SimpleNamespace(outcomes=[await self._run(job) for job in jobs])
+
+    async def _run(self, job: dict[str, Any]) -> Any:
+        self.jobs.append(job)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        started = int(timezone.now().timestamp() * 1e9)
+        await asyncio.sleep(self.seconds)
+        self.running -= 1
+        return SimpleNamespace(
+            state="succeeded",
+            result="ok",
+            error="",
+            exitCode=0,
+            hasExitCode=False,
+            startedAtNs=started,
+            finishedAtNs=int(timezone.now().timestamp() * 1e9),
+            resultBytes=b"",
+            resultTruncated=False,
+            stderr="",
+        )
+
+    async def cancel(self, taskId: str, iteration: int) -> Any:
+        return SimpleNamespace(found=False)
+
+
+def _run_for(worker: SlowWorker, seconds: float, concurrency: int = 4) -> None:
+    async def main() -> None:
+        journal = Journal(run_records.record_runs)
+        journal_task = asyncio.create_task(journal.run())
+        pool = WorkerPool()
+        pool.add(
+            peer_id="w",
+            address="a",
+            concurrency=concurrency,
+            link=CapnpWorkerLink(worker, max_result_bytes=65536),
+            connection=1,
+        )
+        scheduler = Scheduler(pool, journal, max_queue=0)
+        notify.serve_locally(asyncio.get_running_loop(), scheduler.add, scheduler.cancel_task)
+        try:
+            await scheduler.load()
+            loop = asyncio.create_task(scheduler.run())
+            await asyncio.sleep(seconds)
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+            await asyncio.sleep(0.2)  # the journal writes what ended
+        finally:
+            notify.stop_serving_locally()
+            journal_task.cancel()
+            await asyncio.gather(journal_task, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+def _schedule(**fields: Any) -> Schedule:
+    Module.objects.get_or_create(
+        sha256=MODULE, defaults={"wasm": HASH_WASM, "size": len(HASH_WASM), "kind": "run"}
+    )
+    return schedule_services.create_schedule(module_id=MODULE, template={}, **fields)
+
+
+def test_each_fire_time_is_one_task_whose_run_starts_at_it() -> None:
+    schedule = _schedule(name="tick", every=0.3)
+    worker = SlowWorker(0.01)
+    _run_for(worker, 1.6)
+    ids = [job["taskId"] for job in worker.jobs]
+    assert len(ids) >= 3 and len(set(ids)) == len(ids)
+    times = []
+    for job in worker.jobs:
+        parsed = fire_times.parse_firing_id(job["taskId"])
+        assert parsed is not None and parsed[0] == "tick"
+        times.append(parsed[1])
+        # Sent ahead with its fire time as the moment it starts.
+        assert job["notBeforeNs"] == int(parsed[1].timestamp() * 1e9)
+    assert times == sorted(times)
+    gaps = {round((b - a).total_seconds(), 6) for a, b in itertools.pairwise(times)}
+    assert gaps == {0.3}
+    done = Iteration.objects.filter(task__schedule=schedule, state="succeeded")
+    assert set(done.values_list("task_id", flat=True)) == set(ids)
+    # The next one is made and waits.
+    head = Schedule.objects.get().next_fire_at
+    assert head is not None and head > max(times)
+    assert Iteration.objects.get(task_id=fire_times.firing_id("tick", head)).state == "pending"
+
+
+def test_skip_never_runs_two_firings_at_once() -> None:
+    schedule = _schedule(name="slow", every=0.2, overlap="skip")
+    worker = SlowWorker(0.5)
+    _run_for(worker, 2.0)
+    assert worker.most == 1
+    states = dict(Iteration.objects.filter(task__schedule=schedule).values_list("task_id", "state"))
+    skipped = Iteration.objects.filter(task__schedule=schedule, state="cancelled")
+    assert skipped.count() >= 3
+    assert all("previous firing was still running" in r.error for r in skipped)
+    assert {job["taskId"] for job in worker.jobs} <= set(states)
+    assert not set(skipped.values_list("task_id", flat=True)) & {j["taskId"] for j in worker.jobs}
+
+
+def test_allow_runs_them_side_by_side() -> None:
+    _schedule(name="wide", every=0.2, overlap="allow")
+    worker = SlowWorker(0.5)
+    _run_for(worker, 1.5)
+    assert worker.most >= 2
+
+
+def test_a_cron_with_seconds_fires_each_second() -> None:
+    start = datetime.now(UTC)
+    _schedule(name="sec", cron="* * * * * *")
+    worker = SlowWorker(0.01)
+    _run_for(worker, 2.5)
+    times = [fire_times.parse_firing_id(j["taskId"]) for j in worker.jobs]
+    assert len(times) >= 2
+    assert all(t is not None and t[1].microsecond == 0 and t[1] > start for t in times)
