@@ -337,6 +337,8 @@ class GatewayNode:
                 await sync_to_async(close_old_connections)()
                 await self.scheduler.sweep(horizon=2 * self.config.cluster.sweep_interval)
                 await self.scheduler.reclaim(grace=self.config.cluster.reclaim_grace)
+                # A schedule whose next firing was not made (tasks_app.firing).
+                await sync_to_async(firing.repair_chains)()
             except Exception:
                 log.exception("sweep failed; trying again later")
 

@@ -178,6 +178,29 @@ def catch_up_all(*, now: datetime | None = None) -> int:
     return made
 
 
+def repair_chains(*, grace: float = 5.0, now: datetime | None = None) -> int:
+    """Schedules whose chain stopped while a gateway ran (the next firing
+    not made after its head was decided: a database error through every
+    retry, or the head's task cancelled by hand) are caught up as after a
+    restart. A head merely late (its run still pending: no worker free) is
+    left alone. Returns how many firings were made."""
+    now = now or timezone.now()
+    stalled = Schedule.objects.filter(
+        paused=False, next_fire_at__lt=now - timedelta(seconds=grace)
+    ).values_list("pk", "name", "next_fire_at")
+    made = 0
+    for schedule_id, name, head in stalled:
+        assert head is not None  # filtered on
+        task_id = fire_times.firing_id(name, head)
+        if Iteration.objects.filter(task_id=task_id, state=State.PENDING).exists():
+            continue
+        try:
+            made += _catch_up(schedule_id, now)
+        except Exception:
+            log.exception("repairing schedule %s failed", name)
+    return made
+
+
 def _catch_up(schedule_id: int, now: datetime) -> int:
     with transaction.atomic():
         schedule = Schedule.objects.filter(pk=schedule_id, paused=False).first()
@@ -289,7 +312,9 @@ class DueFiring:
     paused: bool
     head: datetime | None
     catchup_until: datetime | None
-    others_running: bool  # another firing of the schedule is running (per the rows)
+    # The schedule's other firings whose runs the rows say are running (the
+    # journal writes an end moments after it: the gate knows its own ends).
+    running: frozenset[str]
 
     @property
     def regular(self) -> bool:
@@ -333,6 +358,6 @@ def due_firings(task_ids: list[str]) -> dict[str, DueFiring]:
             paused=paused,
             head=head,
             catchup_until=until,
-            others_running=bool(running.get(sid, set()) - {tid}),
+            running=frozenset(running.get(sid, set()) - {tid}),
         )
     return found

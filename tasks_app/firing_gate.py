@@ -51,6 +51,7 @@ class FiringGate:
         self._schedule_of: dict[int, int] = {}  # admitted run id -> schedule id
         self._waiting: dict[int, deque[DueRun]] = {}
         self._decided: dict[int, None] = {}  # skipped or held run ids (ordered: oldest first)
+        self._ended: dict[str, None] = {}  # firings' task ids ended here lately
 
     async def admit(self, runs: list[DueRun]) -> list[DueRun]:
         """The runs of `runs` that go to their worker now."""
@@ -82,7 +83,8 @@ class FiringGate:
     def _decide(self, run: DueRun, due: DueFiring) -> bool:
         sid = due.schedule_id
         running = self._running.get(sid, set())
-        previous = bool(running - {run.iteration_id}) or due.others_running
+        elsewhere = due.running - self._ended.keys()  # not those that ended here
+        previous = bool(running - {run.iteration_id}) or bool(elsewhere)
         waiting = self._waiting.setdefault(sid, deque())
         if due.paused and due.regular:
             verdict, reason = Verdict.SKIP, "skipped: the schedule is paused"
@@ -124,6 +126,9 @@ class FiringGate:
         sid = self._schedule_of.pop(run.iteration_id, None)
         if sid is None:
             return
+        self._ended[run.task_id] = None
+        while len(self._ended) > _REMEMBER:
+            self._ended.pop(next(iter(self._ended)))
         running = self._running.get(sid, set())
         running.discard(run.iteration_id)
         waiting = self._waiting.get(sid)

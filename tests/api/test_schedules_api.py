@@ -201,3 +201,20 @@ def test_the_status_page_and_the_cli_tables_show_schedules(client: Client) -> No
     text = out.export_text()
     assert "shown" in text and "*/5 * * * * (UTC)" in text and "next: " in text
     assert fire_times.firing_id("shown", datetime.fromisoformat(row["next_fire_at"])) in text
+
+
+def test_a_stalled_chain_is_repaired_and_a_late_head_left_alone() -> None:
+    from tasks_app import schedule_services
+    from tasks_app.models import Module
+
+    Module.objects.create(sha256="a" * 64, wasm=HASH_WASM, size=len(HASH_WASM), kind="run")
+    schedule = schedule_services.create_schedule(
+        name="r", module_id="a" * 64, every=60.0, template={}
+    )
+    head = schedule.next_fire_at
+    assert head is not None
+    later = head + timedelta(seconds=30)
+    assert firing.repair_chains(now=later) == 0  # pending, merely late: left alone
+    Iteration.objects.filter(task__schedule=schedule).update(state="succeeded")
+    assert firing.repair_chains(now=later) == 1  # decided, the next never made
+    assert Schedule.objects.get().next_fire_at == head + timedelta(seconds=60)

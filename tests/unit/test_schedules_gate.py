@@ -42,6 +42,7 @@ class Rows:
         self.overlap, self.paused = overlap, paused
         self.catchup_until = None if catchup is None else T0 + timedelta(seconds=catchup)
         self.head = T0
+        self.running_elsewhere: set[str] = set()
         self.advanced: list[datetime] = []
         self.skipped: list[tuple[str, str]] = []
 
@@ -58,7 +59,7 @@ class Rows:
                 paused=self.paused,
                 head=self.head,
                 catchup_until=self.catchup_until,
-                others_running=False,
+                running=frozenset(self.running_elsewhere),
             )
         return found
 
@@ -212,3 +213,25 @@ def test_runs_that_are_not_firings_pass_without_a_read(monkeypatch: pytest.Monke
         duration=5,
     )
     assert asyncio.run(gate.admit([plain])) == [plain]
+
+
+def test_a_firing_the_rows_say_runs_elsewhere_counts_until_it_ended_here(
+    monkeypatch: pytest.MonkeyPatch, published: Any
+) -> None:
+    rows = Rows(Overlap.SKIP)
+    gate, _, settle = _gate(monkeypatch, rows)
+
+    async def scenario() -> None:
+        rows.running_elsewhere = {"s@2025-12-31T23:59:59Z"}  # another gateway's
+        assert await gate.admit([run_at(0)]) == []
+        assert await gate.admit([run_at(1)]) == []
+        rows.running_elsewhere = set()
+        assert await gate.admit([run_at(2)]) == [run_at(2)]
+        gate.ended(run_at(2))
+        # The rows lag behind this gateway's journal: its own end counts.
+        rows.running_elsewhere = {run_at(2).task_id}
+        assert await gate.admit([run_at(3)]) == [run_at(3)]
+        await settle()
+
+    asyncio.run(scenario())
+    assert [tid for tid, _ in rows.skipped] == [run_at(0).task_id, run_at(1).task_id]
