@@ -174,3 +174,37 @@ def test_route_describes_itself() -> None:
     assert policy.route_of("ml", {"gpu": "1"}).describe() == (
         "a worker serving queue 'ml' with labels gpu=1"
     )
+
+
+def _info(labels: list[tuple[str, str]], queues: list[str]) -> object:
+    import schema
+
+    info = schema.worker.WorkerInfo.new_message(peer="12D3KooWx", concurrency=2)
+    wire = info.init("labels", len(labels))
+    for i, (key, value) in enumerate(labels):
+        wire[i].key, wire[i].value = key, value
+    wire_queues = info.init("queues", len(queues))
+    for i, queue in enumerate(queues):
+        wire_queues[i] = queue
+    return info.as_reader()
+
+
+def test_an_offer_is_read_off_the_wire_defensively() -> None:
+    from cluster_app.worker_link import read_routing
+
+    routing = read_routing(_info([("gpu", "a100")], ["ml", "default"]))
+    assert routing == Routing(labels={"gpu": "a100"}, queues=frozenset({"ml", "default"}))
+    # A worker of before these fields offers neither: the default queue, no labels.
+    assert read_routing(_info([], [])) == Routing(labels={}, queues=frozenset({"default"}))
+    too_many = read_routing(_info([(f"k{i}", "v") for i in range(65)], []))
+    assert isinstance(too_many, Refused) and "65 labels" in too_many.reason
+
+    class Broken:
+        queues: list[str] = []
+
+        @property
+        def labels(self) -> object:
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    broken = read_routing(Broken())
+    assert isinstance(broken, Refused) and "unreadable" in broken.reason
