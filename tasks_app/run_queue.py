@@ -9,6 +9,12 @@ the same moment, then arrival. A run of a lane no worker serves waits
 there without holding up the lanes behind it (no head-of-line blocking):
 the scheduler asks `due_lanes` for the lanes it may serve, best first.
 
+Priority orders the runs held here (up to the window); runs beyond it
+wait in the database and are read by due time. When trimming, runs of
+lanes no worker serves are let go of first, so that they do not fill the
+window; a backlog of more than twice the window of them can still keep
+the database's later runs unread until a worker for them joins.
+
 Pure data: no clock, no database, no workers (whether a lane is served
 is the caller's `serves`)."""
 
