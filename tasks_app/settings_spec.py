@@ -198,11 +198,6 @@ class EnvSettings:
                 values[knob.field] = parser_for(knob.kind)(knob.env, raw)
         return cls(**values)
 
-    def plain_names(self) -> dict[str, Any]:
-        """``{"WW_PREFETCH": 64, ...}``: the values under their variables'
-        names, for ``settings.WW_PREFETCH``."""
-        return {knob.env: getattr(self, knob.field) for knob in self.knobs()}
-
 
 def format_value(value: object, unit: str = "") -> str:
     """A default as a person reads it: 16 MiB, 5 s, 100,000, true, (empty)."""

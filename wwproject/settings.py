@@ -29,10 +29,8 @@ WW_TASKS = TasksSettings.from_env(os.environ)
 WW_CLUSTER = ClusterSettings.from_env(os.environ)
 WW_WORKERS = WorkerSettings.from_env(os.environ)
 WW_PROJECT = ProjectSettings.from_env(os.environ)
-# The same values under their variables' names (`settings.WW_PREFETCH`),
-# generated from the objects, for code that reads them that way.
-for _group in (WW_TASKS, WW_CLUSTER, WW_WORKERS, WW_PROJECT):
-    globals().update(_group.plain_names())
+# Only these four objects: no `settings.WW_PREFETCH` beside them, so a test
+# or a settings file that sets a plain name cannot be silently ignored.
 
 # Where a node keeps its state: the SQLite database, its identity key, the
 # admin password made by `make run`.

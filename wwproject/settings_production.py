@@ -89,4 +89,3 @@ if hosts := _env_list("DJANGO_ALLOWED_HOSTS"):
 # A public deployment takes writes only from token holders (or staff sessions),
 # unless the operator says otherwise explicitly.
 WW_TASKS = TasksSettings.from_env(os.environ, writes_need_auth=WriteAuth.TRUE)
-globals().update(WW_TASKS.plain_names())

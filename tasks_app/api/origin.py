@@ -84,7 +84,7 @@ def cross_site_problem(
 def trusted_origins() -> list[str]:
     """The origins allowed to write besides the gateway's own."""
     return [
-        *getattr(settings, "WW_TRUSTED_ORIGINS", []),
+        *settings.WW_TASKS.trusted_origins,
         *getattr(settings, "CSRF_TRUSTED_ORIGINS", []),
     ]
 

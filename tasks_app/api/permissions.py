@@ -65,7 +65,7 @@ def parse_mode(raw: object) -> bool | None:
 
 def writes_need_auth() -> bool:
     """Whether a POST (or any unsafe method) needs an authenticated user now."""
-    mode = parse_mode(getattr(settings, "WW_WRITES_NEED_AUTH", "auto"))
+    mode = parse_mode(str(settings.WW_TASKS.writes_need_auth))
     if mode is not None:
         return mode
     return not is_loopback(http_bind)
@@ -73,7 +73,7 @@ def writes_need_auth() -> bool:
 
 def reads_need_auth() -> bool:
     """Whether a GET (or HEAD, OPTIONS) needs an authenticated user."""
-    return bool(parse_mode(getattr(settings, "WW_READS_NEED_AUTH", False)))
+    return settings.WW_TASKS.reads_need_auth
 
 
 def is_authenticated(request: Request) -> bool:

@@ -73,36 +73,37 @@ class TaskSubmissionSerializer(serializers.Serializer):
         required=False,
         default=0,
         min_value=0,
-        max_value=settings.WW_MAX_DURATION,
+        max_value=settings.WW_TASKS.max_duration,
         help_text="Optional. Time limit of one run, in seconds (fractions allowed), at most "
-        f"{settings.WW_MAX_DURATION:g} (WW_MAX_DURATION). 0 or absent: the gateway's default, "
-        f"{settings.WW_DEFAULT_DURATION:g} s (WW_DEFAULT_DURATION). A run over it ends "
+        f"{settings.WW_TASKS.max_duration:g} (WW_MAX_DURATION). "
+        "0 or absent: the gateway's default, "
+        f"{settings.WW_TASKS.default_duration:g} s (WW_DEFAULT_DURATION). A run over it ends "
         "`timed_out`.",
     )
     start = SecondsField(
         required=False,
         default=0,
         min_value=0,
-        max_value=settings.WW_MAX_OFFSET,
+        max_value=settings.WW_TASKS.max_offset,
         help_text="Optional. Seconds after receipt before the first run (fractions allowed; "
-        f"default 0, at most {settings.WW_MAX_OFFSET:g}: WW_MAX_OFFSET).",
+        f"default 0, at most {settings.WW_TASKS.max_offset:g}: WW_MAX_OFFSET).",
     )
     delay = SecondsField(
         required=False,
         default=0,
         min_value=0,
-        max_value=settings.WW_MAX_OFFSET,
+        max_value=settings.WW_TASKS.max_offset,
         help_text="Optional. Seconds between the starts of consecutive runs: run k is due at "
         "receipt + start + k·delay, whatever the runs before it take (fractions allowed; "
-        f"default 0, at most {settings.WW_MAX_OFFSET:g}: WW_MAX_OFFSET).",
+        f"default 0, at most {settings.WW_TASKS.max_offset:g}: WW_MAX_OFFSET).",
     )
     repeats = serializers.IntegerField(
         required=False,
         default=1,
         min_value=0,
-        max_value=settings.WW_MAX_REPEATS,
+        max_value=settings.WW_TASKS.max_repeats,
         help_text="Optional. Number of runs; 0 or 1 means one run (default 1, at most "
-        f"{settings.WW_MAX_REPEATS}: WW_MAX_REPEATS).",
+        f"{settings.WW_TASKS.max_repeats}: WW_MAX_REPEATS).",
     )
     input = serializers.IntegerField(
         required=False,
@@ -124,7 +125,7 @@ class TaskSubmissionSerializer(serializers.Serializer):
         allow_empty_file=False,
         use_url=False,
         help_text="Required. The module, as a file upload, at most "
-        f"{_mib(settings.WW_MODULE_MAX_BYTES)} (WW_MODULE_MAX_BYTES; larger is a 413): "
+        f"{_mib(settings.WW_TASKS.module_max_bytes)} (WW_MODULE_MAX_BYTES; larger is a 413): "
         "WebAssembly exporting `run(input, difficulty)` with i32 or i64 parameters and "
         "result (the result is shown in decimal, read as unsigned at its width: an i64 -1 "
         "is 18446744073709551615, an i32 -1 is 4294967295) or a WASI command exporting "
@@ -300,6 +301,16 @@ class JobFields(serializers.Serializer):
     )
     env = serializers.DictField(child=serializers.CharField())
     constraints = serializers.DictField(child=serializers.CharField())
+    schedule = serializers.SerializerMethodField(
+        help_text="the schedule this task is a firing of (its id is `<name>@<fire time>`), "
+        "or null"
+    )
+
+    def get_schedule(self, task: Task) -> str | None:
+        if task.schedule_id is None:
+            return None
+        parsed = fire_times.parse_firing_id(task.pk)
+        return None if parsed is None else parsed[0]
 
     def get_stdin(self, task: Task) -> str | None:
         try:
@@ -326,6 +337,7 @@ JOB_FIELDS = [
     "constraints",
     "replicas",
     "fuel",
+    "schedule",
 ]
 
 

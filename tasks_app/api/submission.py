@@ -69,11 +69,11 @@ def read_submission(request: Request) -> Submission:
     if submission is None:
         data = validate_submission(request.data)
         upload = data["wasm"]
-        if upload.size > settings.WW_MODULE_MAX_BYTES:
-            raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+        if upload.size > settings.WW_TASKS.module_max_bytes:
+            raise ModuleTooLarge(settings.WW_TASKS.module_max_bytes)
         submission = _submission({**data, "wasm": upload.read()})
-    elif len(submission.wasm) > settings.WW_MODULE_MAX_BYTES:
-        raise ModuleTooLarge(settings.WW_MODULE_MAX_BYTES)
+    elif len(submission.wasm) > settings.WW_TASKS.module_max_bytes:
+        raise ModuleTooLarge(settings.WW_TASKS.module_max_bytes)
     return submission
 
 
@@ -174,7 +174,7 @@ def plain_submission(body: bytes, boundary: bytes) -> Submission | None:
     if form is None:
         return None
     submission = _plain_values(*form)
-    if submission is None or len(submission.wasm) > settings.WW_MODULE_MAX_BYTES:
+    if submission is None or len(submission.wasm) > settings.WW_TASKS.module_max_bytes:
         return None
     return submission
 

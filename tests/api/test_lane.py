@@ -32,6 +32,7 @@ from tasks_app.api.lane import SubmissionLane, submission_lane
 from tasks_app.api.lane_admission import admission
 from tasks_app.api.permissions import TaskAPIPermission
 from tasks_app.api.views import TaskListView
+from tasks_app.conf import WriteAuth
 from tasks_app.models import Iteration, Task
 from tasks_app.notify import GATEWAY_CHANNEL, run_from_message
 from tests.api.asgi import asgi_request
@@ -172,7 +173,7 @@ def test_a_host_django_refuses_is_refused(django_requests: list[object]) -> None
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(WW_WRITES_NEED_AUTH="true")
+@override_settings(WW_TASKS=dataclasses.replace(settings.WW_TASKS, writes_need_auth=WriteAuth.TRUE))
 def test_where_writes_need_a_user_the_lane_stays_out(django_requests: list[object]) -> None:
     status, _, _ = asgi_request(
         application, "POST", "/tasks", data=seed_form(id="anon"), files=FILES

@@ -86,15 +86,15 @@ def test_every_form_field_is_documented_with_its_default_and_limits(schema: dict
         required = name in form["required"]
         assert description.startswith("Required." if required else "Optional"), name
     assert set(form["required"]) == {"id", "wasm"}
-    assert fields["repeats"]["maximum"] == settings.WW_MAX_REPEATS
-    assert str(settings.WW_MAX_REPEATS) in fields["repeats"]["description"]
+    assert fields["repeats"]["maximum"] == settings.WW_TASKS.max_repeats
+    assert str(settings.WW_TASKS.max_repeats) in fields["repeats"]["description"]
     assert fields["repeats"]["default"] == 1 and fields["repeats"]["minimum"] == 0
     for seconds in ("duration", "start", "delay"):
         assert fields[seconds]["minimum"] == 0 and fields[seconds]["default"] == 0, seconds
         assert "seconds" in fields[seconds]["description"].lower(), seconds
-    assert fields["duration"]["maximum"] == settings.WW_MAX_DURATION
-    assert fields["start"]["maximum"] == fields["delay"]["maximum"] == settings.WW_MAX_OFFSET
-    assert f"{settings.WW_DEFAULT_DURATION:g} s" in fields["duration"]["description"]
+    assert fields["duration"]["maximum"] == settings.WW_TASKS.max_duration
+    assert fields["start"]["maximum"] == fields["delay"]["maximum"] == settings.WW_TASKS.max_offset
+    assert f"{settings.WW_TASKS.default_duration:g} s" in fields["duration"]["description"]
     assert "ignored" in fields["complete"]["description"]
     assert "16 MiB" in fields["wasm"]["description"]  # the default WW_MODULE_MAX_BYTES
     assert "unsigned" in fields["wasm"]["description"]

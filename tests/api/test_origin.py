@@ -4,7 +4,10 @@ admin; the gateway's own pages and clients without Origin still can."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
@@ -70,7 +73,7 @@ def test_same_origin_pages_and_clients_without_origin_still_write(client: Client
 
 
 @pytest.mark.django_db
-@override_settings(WW_TRUSTED_ORIGINS=[FOREIGN])
+@override_settings(WW_TASKS=dataclasses.replace(settings.WW_TASKS, trusted_origins=(FOREIGN,)))
 def test_a_trusted_origin_may_write(client: Client) -> None:
     response = client.post(
         "/tasks", form(id="trusted"), headers={"Origin": FOREIGN, "Sec-Fetch-Site": "cross-site"}

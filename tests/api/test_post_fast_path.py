@@ -6,6 +6,7 @@ every request, good or bad, as it does through DRF alone."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -426,7 +427,7 @@ def test_a_duplicate_id_is_409_either_way(client: Client, monkeypatch: pytest.Mo
 def test_a_module_over_its_limit_is_413_either_way(
     client: Client, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    settings.WW_MODULE_MAX_BYTES = len(HASH_WASM) - 1
+    settings.WW_TASKS = dataclasses.replace(settings.WW_TASKS, module_max_bytes=len(HASH_WASM) - 1)
     plain, slow = both_ways(monkeypatch, post_form(client))
     assert plain == slow
     assert plain[0] == 413 and plain[1]["field"] == "wasm"

@@ -3,6 +3,7 @@ listing and detail."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -140,7 +141,7 @@ def test_module_without_run_or_start_is_refused(client: Client) -> None:
 
 
 def test_oversized_module_is_413(client: Client, settings) -> None:
-    settings.WW_MODULE_MAX_BYTES = 1000
+    settings.WW_TASKS = dataclasses.replace(settings.WW_TASKS, module_max_bytes=1000)
     response = post(client, wasm=HASH_WASM + b"\x00" * 1000)
     assert response.status_code == 413
     assert response.json()["field"] == "wasm"

@@ -4,6 +4,7 @@ session users, a staff login for the admin."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from tasks_app.api import permissions
 from tasks_app.api.permissions import is_loopback, parse_mode
+from tasks_app.conf import WriteAuth
 from tasks_app.models import Task
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -162,7 +164,7 @@ def test_writes_need_auth_setting_overrides_the_bind_rule(
     bind: str,
     expected: int,
 ) -> None:
-    settings.WW_WRITES_NEED_AUTH = mode
+    settings.WW_TASKS = dataclasses.replace(settings.WW_TASKS, writes_need_auth=WriteAuth(mode))
     monkeypatch.setattr(permissions, "http_bind", bind)
     assert post(client).status_code == expected
 
@@ -173,7 +175,7 @@ def test_reads_can_be_restricted_too(
     settings,
     token: str,
 ) -> None:
-    settings.WW_READS_NEED_AUTH = True
+    settings.WW_TASKS = dataclasses.replace(settings.WW_TASKS, reads_need_auth=True)
     assert post(client).status_code == 201  # loopback: anonymous writes still allowed
     for path in ("/tasks", "/tasks/", "/tasks/task1"):
         anonymous = client.get(path)

@@ -42,7 +42,7 @@ def test_production_settings_are_hardened(tmp_path: Path) -> None:
     code = (
         "from django.conf import settings as s; "
         "print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-        "s.SECURE_HSTS_SECONDS >= 31536000, s.WW_WRITES_NEED_AUTH, s.ALLOWED_HOSTS, "
+        "s.SECURE_HSTS_SECONDS >= 31536000, s.WW_TASKS.writes_need_auth, s.ALLOWED_HOSTS, "
         "s.CSRF_TRUSTED_ORIGINS)"
     )
     proc = manage(

@@ -5,6 +5,7 @@ lists workers gone long ago apart."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -43,7 +44,7 @@ def test_pages_are_open_while_reads_are(client: Client) -> None:
 
 
 def test_closed_reads_close_the_status_pages(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.WW_READS_NEED_AUTH = True
+    settings.WW_TASKS = dataclasses.replace(settings.WW_TASKS, reads_need_auth=True)
     _task()
     for path in ("/", "/status/tasks/t1/"):
         anonymous = client.get(path)
