@@ -12,6 +12,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from tasks_app import fire_times
 from tasks_app.models import Attempt, Iteration, Task
 from tasks_app.progress import task_state
 
@@ -302,8 +303,7 @@ class JobFields(serializers.Serializer):
     env = serializers.DictField(child=serializers.CharField())
     constraints = serializers.DictField(child=serializers.CharField())
     schedule = serializers.SerializerMethodField(
-        help_text="the schedule this task is a firing of (its id is `<name>@<fire time>`), "
-        "or null"
+        help_text="the schedule this task is a firing of (id `<name>@<fire time>`), or null"
     )
 
     def get_schedule(self, task: Task) -> str | None:
