@@ -246,7 +246,7 @@ def _catch_up(schedule_id: int, now: datetime) -> int:
                 exact=plan.skipped_exact,
                 recorded_at=now,
             )
-            schedule.skipped_count += skipped
+        schedule.skipped_count += plan.skipped  # the head's own included
         schedule.catchup_until = now
         schedule.next_fire_at = new_head
         if new_head is not None and make_firing(schedule, new_head) is not None:

@@ -52,6 +52,7 @@ def test_a_schedule_makes_its_first_firing_as_a_task(client: Client) -> None:
     assert task.input == 7 and task.env == {"A": "b"}
     run = Iteration.objects.get(task=task)
     assert run.due_at == first and run.state == "pending"
+    assert client.get(f"/tasks/{task.pk}").json()["schedule"] == "tick"
     listed = client.get("/schedules").json()
     assert [s["name"] for s in listed] == ["tick"]
     again = post(client, "/schedules", {"name": "tick", "module": module, "every": 5})
