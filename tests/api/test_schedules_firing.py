@@ -155,3 +155,17 @@ def test_a_cron_with_seconds_fires_each_second() -> None:
     times = [fire_times.parse_firing_id(j["taskId"]) for j in worker.jobs]
     assert len(times) >= 2
     assert all(t is not None and t[1].microsecond == 0 and t[1] > start for t in times)
+
+
+def test_buffer_one_runs_the_one_that_waited_and_skips_the_rest() -> None:
+    schedule = _schedule(name="buf", every=0.2, overlap="buffer_one")
+    worker = SlowWorker(0.5)
+    _run_for(worker, 2.2)
+    assert worker.most == 1
+    ran = [job["taskId"] for job in worker.jobs]
+    times = [fire_times.parse_firing_id(tid) for tid in ran]
+    # Back to back: each ran after the one before it ended, in fire-time order.
+    assert len(ran) >= 3 and times == sorted(times, key=lambda t: t[1] if t else 0)
+    skipped = Iteration.objects.filter(task__schedule=schedule, state="cancelled")
+    assert skipped.exists()
+    assert all("one waits already" in r.error for r in skipped)
