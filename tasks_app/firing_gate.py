@@ -135,9 +135,10 @@ class FiringGate:
         if not running:
             self._running.pop(sid, None)
         if waiting and not running:
+            # Queued again and decided afresh when popped (a task cancelled
+            # meanwhile is dropped by the scheduler, and holds nothing here).
             following = waiting.popleft()
             self._decided.pop(following.iteration_id, None)
-            self._admitted(sid, following)
             self._push(replace(following, due_at=max(following.due_at, timezone.now())))
         elif not waiting:
             self._waiting.pop(sid, None)
