@@ -91,7 +91,7 @@ def check_cron(expr: str) -> str:
     try:
         it = CronSim(" ".join(fields), datetime(2000, 1, 1))
         next(it)
-    except CronSimError as exc:
+    except (CronSimError, ValueError, OverflowError) as exc:
         raise InvalidTiming(f"not a cron expression: {exc}") from None
     except StopIteration:
         raise InvalidTiming("this cron expression never fires") from None
@@ -166,11 +166,14 @@ def next_fire(timing: Timing, after: datetime) -> datetime | None:
     past `end_at`, or never again."""
     if timing.start_at is not None and after < timing.start_at:
         after = timing.start_at - MICROSECOND
-    if timing.cron is not None:
-        at = _cron_after(timing.cron, zone_of(timing.zone), after)
-    else:
-        assert timing.every is not None and timing.anchor is not None
-        at = _every_after(timing.every, timing.anchor, after)
+    try:
+        if timing.cron is not None:
+            at = _cron_after(timing.cron, zone_of(timing.zone), after)
+        else:
+            assert timing.every is not None and timing.anchor is not None
+            at = _every_after(timing.every, timing.anchor, after)
+    except (OverflowError, ValueError):  # past year 9999: no more fire times
+        return None
     if at is None or (timing.end_at is not None and at > timing.end_at):
         return None
     return at

@@ -52,6 +52,7 @@ class ScheduleFieldsSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         min_value=0.000001,
+        max_value=366 * 86400,
         help_text="Seconds between fire times (fractions allowed). Give this or `cron`.",
     )
     cron = serializers.CharField(

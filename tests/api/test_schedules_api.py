@@ -219,3 +219,13 @@ def test_a_stalled_chain_is_repaired_and_a_late_head_left_alone() -> None:
     Iteration.objects.filter(task__schedule=schedule).update(state="succeeded")
     assert firing.repair_chains(now=later) == 1  # decided, the next never made
     assert Schedule.objects.get().next_fire_at == head + timedelta(seconds=60)
+
+
+def test_fire_times_at_the_end_of_time_do_not_break_the_api(client: Client) -> None:
+    module = upload(client)
+    body = {"name": "end", "module": module, "every": 3600, "start_at": "9999-12-31T23:00:00Z"}
+    response = post(client, "/schedules", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["next_fire_times"] == ["9999-12-31T23:00:00+00:00"]
+    huge = post(client, "/schedules", {"name": "huge", "module": module, "every": 1e300})
+    assert huge.status_code == 400 and huge.json()["field"] == "every"
