@@ -127,10 +127,17 @@ def _play(
             completed, failed = tally.get(r.worker_peer_id, (0, 0))
             ok = r.outcome == Outcome.SUCCEEDED
             tally[r.worker_peer_id] = (completed + ok, failed + (not ok))
-        if state not in _MOVABLE:
+        # A run moves only out of pending or running, with one exception: a
+        # success of a run its task's cancel turned `cancelled` while the
+        # attempt was on its way (its sending not written yet). The worker
+        # ran it; it counts as it ended, or an execution would be unrecorded.
+        ran_anyway = state == State.CANCELLED and r.run_state == State.SUCCEEDED
+        if state not in _MOVABLE and not ran_anyway:
             continue  # cancelled (or gone) meanwhile: it stays so
         states[r.iteration_id] = r.run_state
         fields: dict[str, Any] = {"state": r.run_state, "error": r.error}
+        if ran_anyway:
+            fields["ran_anyway"] = True
         if r.run_state != State.PENDING:
             fields.update(
                 result=r.result,

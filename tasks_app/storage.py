@@ -262,11 +262,15 @@ class Statements:
         self.run_waits = (
             f"UPDATE {run} SET {state} = {_literal(State.PENDING)}, {error} = {p} WHERE {movable}"
         )
-        self.run_ended = (
+        ended = (
             f"UPDATE {run} SET {state} = {p}, {error} = {p}, {result} = {p}, "
             + ", ".join(f"{n.col(Iteration, name)} = {p}" for name in _RUN_OUTPUT)
-            + f", {n.col(Iteration, 'finished_at')} = {p} WHERE {movable}"
+            + f", {n.col(Iteration, 'finished_at')} = {p} WHERE "
         )
+        self.run_ended = ended + movable
+        # A run its task's cancel turned `cancelled` while its attempt was on
+        # its way (sent, its record not written yet), which then succeeded.
+        self.run_ran_anyway = ended + f"{run_id} = {p} AND {state} = {_literal(State.CANCELLED)}"
         succeeded = n.col(Task, "succeeded_count")
         self.add_successes = (
             f"UPDATE {task} SET {succeeded} = {succeeded} + {p} WHERE {task_id} = {p}"
@@ -536,8 +540,12 @@ class JournalStatements:
 
     def write_runs(self, changes: dict[int, dict[str, Any]], now: datetime) -> None:
         """One statement per shape of change (started, back to pending,
-        final), each only moving a run that is pending or running."""
-        started, pending, final = [], [], []
+        final), each only moving a run that is pending or running; and a
+        success of a run its cancel caught on its way (`ran_anyway`)."""
+        started: list[tuple[Any, ...]] = []
+        pending: list[tuple[Any, ...]] = []
+        final: list[tuple[Any, ...]] = []
+        ran_anyway: list[tuple[Any, ...]] = []
         for run_id, fields in sorted(changes.items()):
             state = fields["state"]
             if state == State.RUNNING:
@@ -551,10 +559,12 @@ class JournalStatements:
                     fields.get("result_truncated", False),
                     fields.get("stderr", ""),
                 )
-                final.append((state, fields["error"], fields["result"], *output, finished, run_id))
+                row = (state, fields["error"], fields["result"], *output, finished, run_id)
+                (ran_anyway if fields.get("ran_anyway") else final).append(row)
         self._many(self._sql.run_started, started)
         self._many(self._sql.run_waits, pending)
         self._many(self._sql.run_ended, final)
+        self._many(self._sql.run_ran_anyway, ran_anyway)
 
     def add_successes(self, succeeded: Counter[str]) -> None:
         """Add each task's new successes to its count."""

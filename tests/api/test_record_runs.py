@@ -101,17 +101,25 @@ def test_lost_attempt_puts_the_run_back_and_the_retry_is_a_new_attempt(record_ru
     assert list(run.attempts.values_list("number", "outcome")) == [(1, "lost"), (2, "succeeded")]
 
 
-def test_a_run_cancelled_before_its_records_arrive_stays_cancelled(record_runs: Writer) -> None:
-    """The scheduler may dispatch a run just before it hears of the cancel:
-    the run's records then change nothing, and no success is counted."""
-    run, _ = _task()
+def test_a_run_its_cancel_caught_on_its_way_counts_as_it_ended(record_runs: Writer) -> None:
+    """The scheduler may dispatch a run just before it hears of the cancel,
+    which turns the run (its sending not written yet) `cancelled`. The
+    worker ran it: a success is the run's, counted once, as the attempt
+    says; any other ending leaves it cancelled."""
+    run, other = _task()
     services.cancel_task(task_id="t")
-    events = record_runs([_sent(run), _ended(run, "succeeded")])
+    events = record_runs([_sent(run), _ended(run, "succeeded"), _sent(other)])
+    record_runs([_ended(other, "failed")])
     run.refresh_from_db()
-    assert run.state == "cancelled"
-    assert events == []
-    assert Iteration.objects.filter(task_id="t", state="succeeded").count() == 0
+    other.refresh_from_db()
+    assert (run.state, run.result) == ("succeeded", "2832")
+    assert [(e["index"], e["state"], e["completions"]) for e in events] == [(0, "succeeded", 1)]
+    assert Task.objects.get(pk="t").succeeded_count == 1
     assert Attempt.objects.get(iteration=run).outcome == "succeeded"  # what the worker did
+    assert other.state == "cancelled"  # a failure changes nothing
+    assert Attempt.objects.get(iteration=other).outcome == "failed"
+    again = record_runs([_ended(run, "succeeded")])
+    assert again == [] and Task.objects.get(pk="t").succeeded_count == 1
 
 
 def test_every_try_of_a_run_in_one_batch_is_played_in_order(record_runs: Writer) -> None:
