@@ -9,6 +9,9 @@ Modes:
   huge_stderr   answers every run with an 8 MB stderr
   huge_bytes    answers every run with an 8 MB binary result (resultBytes)
   silent    takes every run and never answers
+  labels    offers 10**6 labels (then answers runs "forged-by-rogue")
+  queues    offers 10**6 queues (idem)
+  long_label  offers one label with a 1 MB value (idem)
   fetch     asks for modules: one it was never sent, then 200 at once of one
             it was sent (prints what it got)
 
@@ -53,6 +56,17 @@ class Rogue(schema.worker.Worker.Server):
     async def info(self, _context: Any, **kw: Any) -> None:
         _context.results.info.peer = self.peer_id
         _context.results.info.concurrency = 2**32 - 1 if self.mode == "forge" else 2
+        if self.mode == "labels":
+            labels = _context.results.info.init("labels", 10**6)
+            for label in labels:
+                label.key, label.value = "k", "v"
+        elif self.mode == "queues":
+            queues = _context.results.info.init("queues", 10**6)
+            for i in range(10**6):
+                queues[i] = "default"
+        elif self.mode == "long_label":
+            labels = _context.results.info.init("labels", 1)
+            labels[0].key, labels[0].value = "gpu", "v" * (1 << 20)
 
     async def ping(self, _context: Any, **kw: Any) -> None:
         return None
