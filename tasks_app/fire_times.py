@@ -5,9 +5,11 @@ clock, no database), the arithmetic behind tasks_app/firing.py.
   fields, or 6 with seconds first) read by `cronsim` in an IANA zone.
 - DST: an expression at a fixed time of day (its minute and hour fields are
   not `*`-wildcards, as Debian cron decides) follows the wall clock: a wall
-  time the clock skips fires once, at the first minute after the gap (02:30
-  in a zone that jumps 02:00 -> 03:00 fires at 03:00); a wall time the clock
-  shows twice fires once, at its first occurrence. Any other expression
+  time the clock skips fires once, at the first instant after the gap, the
+  moment the clock jumps (02:30 in a zone that jumps 02:00 -> 03:00 fires at
+  03:00:00; a zone whose offset changes by odd seconds jumps at odd wall
+  times, and the firing follows the jump, not the next whole minute); a wall
+  time the clock shows twice fires once, at its first occurrence. Any other expression
   (`*/5 * * * *`, `0 * * * *`) follows real time: it fires at every instant
   whose wall-clock reading matches, so an hourly job runs every real hour.
 - Jitter: a firing's run is due up to `jitter` seconds after its fire time,
@@ -121,18 +123,25 @@ def _wall_clock(expr: str) -> bool:
 
 def _real(naive: datetime, zone: tzinfo) -> datetime:
     """The instant a wall-clock time stands for: its first occurrence when
-    the clock shows it twice, the first minute after the gap when the
-    clock skips it."""
-    aware = naive.replace(tzinfo=zone, fold=0)
-    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
-        return aware.astimezone(UTC)
-    step = naive.replace(second=0, microsecond=0)
-    for _ in range(24 * 60):
-        step += timedelta(minutes=1)
-        aware = step.replace(tzinfo=zone, fold=0)
-        if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == step:
-            return aware.astimezone(UTC)
-    raise InvalidTiming(f"no wall-clock time after {naive} in {zone}")  # pragma: no cover
+    the clock shows it twice; when the clock skips it, the instant the clock
+    jumps over it (the first instant after the gap)."""
+    first = naive.replace(tzinfo=zone, fold=0)
+    later = first.astimezone(UTC)
+    if later.astimezone(zone).replace(tzinfo=None) == naive:
+        return later
+    # In a gap. With the offset before the jump (fold=0) `naive` is an
+    # instant after the jump; with the one after (fold=1), one before it.
+    # The jump lies between: the first instant whose reading is past `naive`.
+    earlier = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if not earlier < later:  # a zone that ignores fold: a day back is before any gap
+        earlier = later - timedelta(days=1)
+    while later - earlier > MICROSECOND:
+        middle = earlier + (later - earlier) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) > naive:
+            later = middle
+        else:
+            earlier = middle
+    return later
 
 
 def _cron_after(expr: str, zone: tzinfo, after: datetime) -> datetime | None:

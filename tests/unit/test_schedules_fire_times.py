@@ -6,7 +6,13 @@ its bounds and before the next fire time."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import zoneinfo
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -83,6 +89,54 @@ def test_a_repetition_follows_real_time_across_dst() -> None:
     assert [t - back[0] for t in back] == [timedelta(hours=h) for h in (0, 1, 2)]
     forward = fire_times.fire_times(timing, datetime(2026, 3, 8, 5, 30, tzinfo=UTC), 3)
     assert [t - forward[0] for t in forward] == [timedelta(hours=h) for h in (0, 1, 2)]
+
+
+@pytest.fixture
+def private_zones(tmp_path: Path) -> Iterator[str]:
+    """Zones built with zic whose offsets change by odd seconds, at
+    2026-03-08 02:00:00 UTC: `<prefix>Spring` jumps +0:00:10 -> +0:00:30
+    (the clock skips 02:00:10..02:00:29), `<prefix>Fall` goes back
+    +0:00:30 -> +0:00:10 (it shows 02:00:10..02:00:29 twice)."""
+    zic = shutil.which("zic") or "/usr/sbin/zic"
+    if not Path(zic).exists():
+        pytest.skip("zic (tzdata's zone compiler) is not installed")
+    prefix = f"Test{os.getpid()}/"
+    source = tmp_path / "zones.txt"
+    source.write_text(
+        f"Zone {prefix}Spring 0:00:10 - TST 2026 Mar 8 2:00:00u\n"
+        "\t0:00:30 - TDT\n"
+        f"Zone {prefix}Fall 0:00:30 - TDT 2026 Mar 8 2:00:00u\n"
+        "\t0:00:10 - TST\n"
+    )
+    subprocess.run([zic, "-d", str(tmp_path / "db"), str(source)], check=True)
+    zoneinfo.reset_tzpath(to=[str(tmp_path / "db")])
+    try:
+        yield prefix
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+
+
+def test_a_skipped_wall_time_fires_when_the_clock_jumps_not_at_the_next_minute(
+    private_zones: str,
+) -> None:
+    timing = Timing(cron="20 0 2 * * *", zone=f"{private_zones}Spring")
+    times = fire_times.fire_times(timing, datetime(2026, 3, 7, 12, tzinfo=UTC), 2)
+    assert times == [
+        datetime(2026, 3, 8, 2, 0, 0, tzinfo=UTC),  # the jump: the clock reads 02:00:30
+        datetime(2026, 3, 9, 1, 59, 50, tzinfo=UTC),  # 02:00:20 at +0:00:30
+    ]
+
+
+def test_a_wall_time_shown_twice_by_odd_seconds_fires_at_its_first_occurrence(
+    private_zones: str,
+) -> None:
+    timing = Timing(cron="20 0 2 * * *", zone=f"{private_zones}Fall")
+    times = fire_times.fire_times(timing, datetime(2026, 3, 7, 12, tzinfo=UTC), 2)
+    assert times == [
+        datetime(2026, 3, 8, 1, 59, 50, tzinfo=UTC),  # 02:00:20 at +0:00:30, before the change
+        datetime(2026, 3, 9, 2, 0, 10, tzinfo=UTC),  # at +0:00:10; not 02:00:10 on the 8th
+    ]
 
 
 @pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "* * * * * * *", "0 0 30 2 *"])
@@ -211,3 +265,23 @@ def test_jitter_stays_within_its_bounds_and_before_the_next_fire(
     assert at <= due <= at + timedelta(seconds=jitter)
     assert due < following or due == at
     assert due == fire_times.due_at(timing, task_id, at, jitter=jitter)  # the same everywhere
+
+
+WALL_CRONS = ["30 2 * * *", "0 30 2 * * *", "30 1 * * *", "15 45 0 * * *"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(expr=st.sampled_from(WALL_CRONS), zone=st.sampled_from(ZONES[1:]), after=instants)
+def test_a_fixed_time_of_day_fires_at_it_or_at_the_jump_that_skipped_it(
+    expr: str, zone: str, after: datetime
+) -> None:
+    tz = fire_times.zone_of(zone)
+    fields = expr.split()
+    second, minute, hour = (
+        (fields[0], fields[1], fields[2]) if len(fields) == 6 else ("0", *fields[:2])
+    )
+    for at in fire_times.fire_times(Timing(cron=expr, zone=zone), after, 6):
+        reading = at.astimezone(tz)
+        wall = (reading.hour, reading.minute, reading.second)
+        jumped = (at - fire_times.MICROSECOND).astimezone(tz).utcoffset() != reading.utcoffset()
+        assert wall == (int(hour), int(minute), int(second)) or jumped, (expr, zone, at)
