@@ -17,9 +17,9 @@ import pytest
 from django.utils import timezone
 
 from cluster_app.worker_link import CapnpWorkerLink
-from tasks_app import fire_times, notify, run_records, schedule_services
+from tasks_app import fire_times, firing, notify, run_records, schedule_services
 from tasks_app.journal import Journal
-from tasks_app.models import Iteration, Module, Schedule
+from tasks_app.models import Iteration, Module, Schedule, Task
 from tasks_app.pool import WorkerPool
 from tasks_app.scheduler import Scheduler
 from tests.api.forms import HASH_WASM
@@ -169,3 +169,38 @@ def test_buffer_one_runs_the_one_that_waited_and_skips_the_rest() -> None:
     skipped = Iteration.objects.filter(task__schedule=schedule, state="cancelled")
     assert skipped.exists()
     assert all("one waits already" in r.error for r in skipped)
+
+
+def _head_passed(name: str, every: float, ago: float) -> tuple[Schedule, datetime]:
+    """A schedule whose chain's head is the fire time `ago` seconds back
+    with its run still pending, as a gateway killed then leaves it."""
+    from datetime import timedelta
+
+    past = timezone.now() - timedelta(seconds=ago)
+    schedule = _schedule(name=name, every=every, start_at=past - timedelta(hours=1))
+    Task.objects.filter(schedule=schedule).delete()
+    Schedule.objects.filter(pk=schedule.pk).update(next_fire_at=past)
+    firing.make_firing(Schedule.objects.get(pk=schedule.pk), past)
+    return Schedule.objects.get(pk=schedule.pk), past
+
+
+def test_a_restart_leaves_a_head_just_passed_to_the_chain_and_it_goes_on() -> None:
+    """After a short restart most heads passed once and their runs wait:
+    the catch-up writes nothing for them (no transaction each before the
+    gateway serves); the late head runs once and the chain goes on from it,
+    one firing per fire time. A schedule that missed more than its head is
+    caught up as before."""
+    left, head = _head_passed("left", every=1.0, ago=0.3)
+    caught, _ = _head_passed("caught", every=0.2, ago=0.5)
+    assert firing.catch_up_all() >= 1  # only `caught`'s missed fire times
+    assert Schedule.objects.get(pk=left.pk).next_fire_at == head
+    assert Schedule.objects.get(pk=left.pk).catchup_until is None
+    assert Schedule.objects.get(pk=caught.pk).catchup_until is not None
+    worker = SlowWorker(0.01)
+    _run_for(worker, 2.3)
+    ran = [fire_times.parse_firing_id(job["taskId"]) for job in worker.jobs]
+    mine = [p[1] for p in ran if p is not None and p[0] == "left"]
+    assert mine[0] == head and len(mine) >= 2 and len(set(mine)) == len(mine)
+    gaps = {round((b - a).total_seconds(), 6) for a, b in itertools.pairwise(mine)}
+    assert gaps == {1.0}
+    assert Iteration.objects.get(task_id=fire_times.firing_id("left", head)).state == "succeeded"
