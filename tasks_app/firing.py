@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -129,24 +129,48 @@ def start_chain(schedule: Schedule, *, now: datetime | None = None) -> datetime 
     return head
 
 
+def _schedule(schedule_id: int) -> Schedule | None:
+    """The schedule's row, by a statement written out: a firing is handed
+    out as often as every few milliseconds with many schedules, and the
+    ORM's building of `filter(pk=...)` cost more than the read."""
+    table = connection.ops.quote_name(Schedule._meta.db_table)
+    pk = connection.ops.quote_name("id")
+    found = list(Schedule.objects.raw(f"SELECT * FROM {table} WHERE {pk} = %s", [schedule_id]))
+    return found[0] if found else None
+
+
+def _move_head(schedule_id: int, decided: datetime, following: datetime | None) -> bool:
+    """The compare-and-set of the chain's head, `decided` -> `following`,
+    counting the firing about to be made (one statement; taken back in the
+    rare case it exists already). Whether this call moved it."""
+    q = connection.ops.quote_name
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {q(Schedule._meta.db_table)} SET {q('next_fire_at')} = %s,"
+            f" {q('fired_count')} = {q('fired_count')} + %s"
+            f" WHERE {q('id')} = %s AND {q('next_fire_at')} = %s",
+            [adapt(following), int(following is not None), schedule_id, adapt(decided)],
+        )
+        return bool(cursor.rowcount)
+
+
 def advance(schedule_id: int, decided: datetime) -> datetime | None:
     """The firing at `decided` was decided: if it was the chain's head, make
     the next one (once, whoever else decides it too). Returns the new head."""
     with transaction.atomic():
-        schedule = Schedule.objects.filter(pk=schedule_id).first()
+        schedule = _schedule(schedule_id)
         if schedule is None or schedule.next_fire_at != decided:
             return None  # not the head (a trigger, a catch-up firing, or advanced already)
         room = room_of(schedule)
         following = None
         if not schedule.paused and room != 0:
             following = fire_times.next_fire(timing_of(schedule), decided)
-        won = Schedule.objects.filter(pk=schedule_id, next_fire_at=decided).update(
-            next_fire_at=following
-        )
+        won = _move_head(schedule_id, decided, following)
         if not won or following is None:
             return None
-        if make_firing(schedule, following) is not None:
-            Schedule.objects.filter(pk=schedule_id).update(fired_count=F("fired_count") + 1)
+        if make_firing(schedule, following) is None:
+            Schedule.objects.filter(pk=schedule_id).update(fired_count=F("fired_count") - 1)
         return following
 
 
@@ -367,24 +391,36 @@ class DueFiring:
 
 
 def due_firings(task_ids: list[str]) -> dict[str, DueFiring]:
-    """Of these tasks, the firings, each with its schedule's state."""
-    rows = list(
-        Task.objects.filter(pk__in=task_ids, schedule__isnull=False).values_list(
-            "pk",
-            "schedule_id",
-            "schedule__name",
-            "schedule__overlap",
-            "schedule__paused",
-            "schedule__next_fire_at",
-            "schedule__catchup_until",
+    """Of these tasks, the firings, each with its schedule's state. Two
+    statements written out (the gate asks once per batch, and with many
+    schedules a batch is mostly one firing: building the ORM's queries cost
+    more than running them)."""
+    if not task_ids:
+        return {}
+    q = connection.ops.quote_name
+    task, schedule, run = (q(m._meta.db_table) for m in (Task, Schedule, Iteration))
+    marks = ", ".join(["%s"] * len(task_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.{q('id')}, s.{q('id')}, s.{q('name')}, s.{q('overlap')},"
+            f" s.{q('paused')}, s.{q('next_fire_at')}, s.{q('catchup_until')}"
+            f" FROM {task} t JOIN {schedule} s ON s.{q('id')} = t.{q('schedule_id')}"
+            f" WHERE t.{q('id')} IN ({marks})",
+            task_ids,
         )
-    )
-    schedules = {row[1] for row in rows}
-    running: dict[int, set[str]] = {}
-    for sid, tid in Iteration.objects.filter(
-        task__schedule_id__in=schedules, state=State.RUNNING
-    ).values_list("task__schedule_id", "task_id"):
-        running.setdefault(sid, set()).add(tid)
+        rows = cursor.fetchall()
+        schedules = sorted({row[1] for row in rows})
+        running: dict[int, set[str]] = {}
+        if schedules:
+            cursor.execute(
+                f"SELECT t.{q('schedule_id')}, t.{q('id')} FROM {run} i"
+                f" JOIN {task} t ON t.{q('id')} = i.{q('task_id')}"
+                f" WHERE i.{q('state')} = %s AND t.{q('schedule_id')} IN"
+                f" ({', '.join(['%s'] * len(schedules))})",
+                [str(State.RUNNING), *schedules],
+            )
+            for sid, tid in cursor.fetchall():
+                running.setdefault(sid, set()).add(tid)
     found: dict[str, DueFiring] = {}
     for tid, sid, name, overlap, paused, head, until in rows:
         parsed = fire_times.parse_firing_id(tid)
@@ -395,9 +431,18 @@ def due_firings(task_ids: list[str]) -> dict[str, DueFiring]:
             name=name,
             fire_at=parsed[1],
             overlap=Overlap(overlap),
-            paused=paused,
-            head=head,
-            catchup_until=until,
+            paused=bool(paused),
+            head=_stored_datetime(head),
+            catchup_until=_stored_datetime(until),
             running=frozenset(running.get(sid, set()) - {tid}),
         )
     return found
+
+
+def _stored_datetime(value: datetime | str | None) -> datetime | None:
+    """A datetime column as a written-out statement returns it: aware
+    (PostgreSQL), or the UTC time naive or as text (SQLite)."""
+    if value is None:
+        return None
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -204,3 +204,27 @@ def test_a_restart_leaves_a_head_just_passed_to_the_chain_and_it_goes_on() -> No
     gaps = {round((b - a).total_seconds(), 6) for a, b in itertools.pairwise(mine)}
     assert gaps == {1.0}
     assert Iteration.objects.get(task_id=fire_times.firing_id("left", head)).state == "succeeded"
+
+
+def test_due_firings_reads_the_schedule_and_its_other_running_firings() -> None:
+    """What the gate reads for a due firing (two written-out statements):
+    the schedule's state as stored, aware datetimes, and which of its other
+    firings the rows say are running (not the firing itself)."""
+    from datetime import timedelta
+
+    schedule = _schedule(name="read", every=1.0)
+    head = schedule.next_fire_at
+    assert head is not None
+    other = firing.make_firing(schedule, head + timedelta(seconds=5))
+    assert other is not None
+    Iteration.objects.filter(pk=other.iteration_id).update(state="running")
+    head_id = fire_times.firing_id("read", head)
+    found = firing.due_firings([head_id, other.task_id, "not-a-firing"])
+    assert set(found) == {head_id, other.task_id}
+    due = found[head_id]
+    assert due.name == "read" and due.schedule_id == schedule.pk and not due.paused
+    assert due.head == head and due.head.tzinfo is not None and due.regular
+    assert due.overlap == fire_times.Overlap.SKIP and due.catchup_until is None
+    assert due.running == frozenset({other.task_id})
+    assert found[other.task_id].running == frozenset()
+    assert firing.due_firings([]) == {}
