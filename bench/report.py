@@ -685,6 +685,147 @@ def _big_task_running() -> list[Measure]:
     ]
 
 
+def _beat_lateness() -> list[Measure]:
+    """Issue 18's 1 s schedule over a minute, ours and Celery beat's (in the
+    Celery column: beat + a prefork worker), each firing's start on a worker
+    after its fire time (beat's: after the grid from its first fire time)."""
+
+    def name(what: str) -> Callable[[Section], str]:
+        return lambda t: f"1 s schedule over {t['seconds']} s (celery: beat): {what}"
+
+    rows: list[tuple[str, str, str, Target | None, int]] = [
+        ("lateness p50, ms", "p50_ms", "ms", None, 2),
+        ("lateness p99, ms", "p99_ms", "ms", AtMost(5), 2),
+        ("lateness max, ms", "max_ms", "ms", None, 2),
+        ("drift first -> last firing, ms", "drift_ms", "ms", None, 2),
+        ("started early", "early", "firings", Exactly(0), 0),
+        ("fire times missing", "missing", "firings", Exactly(0), 0),
+    ]
+    return [
+        Measure(
+            "beat_lateness",
+            name(label),
+            unit,
+            _at("ours", key),
+            _at("beat", key),
+            digits=digits,
+            ratio=unit == "ms",
+            target=target,
+        )
+        for label, key, unit, target, digits in rows
+    ]
+
+
+def _beat_many() -> list[Measure]:
+    """10,000 schedules every 60 s, spread over the minute: the scheduler
+    process's RSS (our gateway, beat) and the lateness over one minute."""
+
+    def name(what: str) -> Callable[[Section], str]:
+        return lambda t: f"{t['schedules']} schedules every 60 s (celery: beat): {what}"
+
+    def late(key: str) -> tuple[Getter, Getter]:
+        return _at("ours", "lateness", key), _at("beat", "lateness", key)
+
+    return [
+        Measure(
+            "beat_many",
+            name("scheduler RSS max, MB (ours: gateway)"),
+            "MB",
+            _at("ours", "gateway_rss_mb_max"),
+            _at("beat", "beat_rss_mb_max"),
+            target=AtMost(300),
+        ),
+        Measure(
+            "beat_many",
+            name("scheduler CPU share over the minute"),
+            "",
+            _at("ours", "gateway_cpu_share"),
+            _at("beat", "beat_cpu_share"),
+            digits=2,
+        ),
+        *(
+            Measure("beat_many", name(label), "ms", *late(key), digits=2, target=target)
+            for label, key, target in (
+                ("lateness p50, ms", "p50_ms", None),
+                ("lateness p99, ms", "p99_ms", AtMost(10)),
+                ("lateness max, ms", "max_ms", None),
+            )
+        ),
+        Measure(
+            "beat_many",
+            name("started early"),
+            "firings",
+            *late("early"),
+            ratio=False,
+            target=Exactly(0),
+        ),
+        Measure(
+            "beat_many",
+            name("fire times missing in the minute"),
+            "firings",
+            *late("missing"),
+            ratio=False,
+            target=Exactly(0),
+        ),
+        Measure(
+            "beat_many",
+            name("making them, s (ours: POST /schedules x8 clients; beat: ORM bulk_create)"),
+            "s",
+            _at("ours", "creation", "seconds"),
+            _at("beat", "seed_seconds"),
+            digits=2,
+            ratio=False,
+        ),
+    ]
+
+
+def _beat_restart() -> list[Measure]:
+    """The scheduler SIGKILLed and started again with 10,000 schedules:
+    from the new process's start until a firing starts on a worker."""
+
+    def name(what: str) -> Callable[[Section], str]:
+        return lambda t: f"restart with {t['schedules']} schedules (celery: beat): {what}"
+
+    def most(values: Any) -> Any:
+        nums = [v for v in values or [] if v is not None]
+        return max(nums) if nums else None
+
+    return [
+        Measure(
+            "beat_restart",
+            name("firings resume, s"),
+            "s",
+            _at("ours", "resume_s"),
+            _at("beat", "resume_s"),
+            digits=2,
+            target=AtMost(2),
+        ),
+        Measure(
+            "beat_restart",
+            name("gateway serving HTTP, s"),
+            "s",
+            _at("ours", "http_printed_s"),
+            digits=2,
+        ),
+        Measure(
+            "beat_restart",
+            name("last worker rejoined, s"),
+            "s",
+            lambda t: most(_at("ours", "workers_rejoined_s")(t)),
+            digits=2,
+        ),
+        Measure(
+            "beat_restart",
+            name("fire times firing twice after it"),
+            "",
+            _at("ours", "fire_times_with_two_firings"),
+            _at("beat", "schedules_fired_twice_within_half_an_interval"),
+            ratio=False,
+            target=Exactly(0),
+        ),
+    ]
+
+
 MEASURES: tuple[Measure, ...] = (
     *_throughput(),
     *_roundtrip(),
@@ -698,6 +839,9 @@ MEASURES: tuple[Measure, ...] = (
     *_batch(),
     *_roundtrip_wait(),
     *_big_task_running(),
+    *_beat_lateness(),
+    *_beat_many(),
+    *_beat_restart(),
 )
 
 

@@ -8,7 +8,9 @@ baselines on the same wasm modules, on this machine, in one invocation
 Measures (names for --only): throughput, roundtrip, punctuality, loss,
 scaling, wasm, scale, one_run_tasks, batch, roundtrip_wait,
 big_task_running; and, only when named, big_task (bench/big_task.py, a
-100,000-run task against our gateway alone, a few minutes more). --profile
+100,000-run task against our gateway alone, a few minutes more) and issue
+18's beat_lateness, beat_many, beat_restart (our schedules against Celery
+beat with django-celery-beat's DatabaseScheduler, ~8 minutes). --profile
 DIR instead records py-spy profiles of our gateway and a worker during the
 throughput and round-trip loads and prints the hot spots.
 
@@ -78,7 +80,12 @@ MAIN = {
 }
 # Run only when named in --only: not part of the Celery comparison (issue 5),
 # and it would lengthen the full run that before/after comparisons repeat.
-ON_REQUEST = ["big_task"]
+ON_REQUEST = ["big_task", "beat_lateness", "beat_many", "beat_restart"]
+# Issue 18's schedules against Celery beat (django-celery-beat's
+# DatabaseScheduler): minutes each, so only when named.
+BEAT = {"beat_lateness", "beat_many", "beat_restart"}
+BEAT_SCHEDULES = 10_000  # issue 18's count, --quick included: its targets are at this size
+BEAT_SECONDS = 60
 BIG_TASK_TIMEOUT = 1800.0
 ONE_RUN_TASKS = 2000  # issue 17.8's counts, --quick included: its targets are at these sizes
 BATCH = 10_000
@@ -112,6 +119,8 @@ from bench.procs import Procs  # noqa: E402
 from bench.progress import log  # noqa: E402
 from bench.shapes import (  # noqa: E402
     batch,
+    beat_lateness,
+    beat_many,
     big_task_running,
     fairness,
     hash_puzzle,
@@ -290,6 +299,31 @@ class Bench:
             "fairness": fair,
         }
 
+    def phase_beat(self, wanted: set[str]) -> None:
+        """Issue 18: a 1 s schedule over a minute (ours and beat side by side),
+        then 10,000 schedules (ours alone, then beat alone) and, on them, the
+        scheduler's restart. One measure failing keeps the others."""
+        if "beat_lateness" in wanted:
+            try:
+                self.results["beat_lateness"] = beat_lateness.measure(
+                    self.procs, self.noop, BEAT_SECONDS
+                )
+            except Exception:  # noqa: BLE001 - recorded; the others still run
+                import traceback
+
+                log("measure beat_lateness FAILED")
+                self.results.setdefault("errors", {})["beat_lateness"] = traceback.format_exc()[
+                    -3000:
+                ]
+                self.procs.stop_all()
+        window, restart = "beat_many" in wanted, "beat_restart" in wanted
+        if window or restart:
+            self.results.update(
+                beat_many.compare(
+                    self.procs, self.noop, BEAT_SCHEDULES, window=window, restart=restart
+                )
+            )
+
     def phase_big_task(self) -> None:
         """bench/big_task.py as it is (its own gateway, no Celery), a child
         stopped by PID like the others; its JSON document becomes
@@ -374,6 +408,7 @@ def environment() -> dict[str, Any]:
                 "billiard",
                 "redis",
                 "httpx",
+                "django-celery-beat",
             )
         },
         "redis_server": redis_version,
@@ -420,6 +455,8 @@ def main() -> int:
         ):
             if name in wanted:
                 phases.append((name, fn))
+        if wanted & BEAT:
+            phases.append(("beat", lambda: bench.phase_beat(wanted)))
         for name, fn in phases:
             try:
                 fn()

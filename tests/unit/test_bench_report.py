@@ -162,8 +162,53 @@ def test_every_measure_names_a_section_the_bench_writes() -> None:
     written = {
         "throughput", "roundtrip", "punctuality", "loss", "scaling", "wasm", "scale", "big_task",
         "one_run_tasks", "batch", "roundtrip_wait", "big_task_running",
+        "beat_lateness", "beat_many", "beat_restart",
     }  # fmt: skip
     assert {m.section for m in MEASURES} == written
+
+
+def test_the_beat_rows_judge_ours_and_show_beat_in_the_celery_column() -> None:
+    """Issue 18's sections: beat's figures in the Celery column, ours
+    judged against the issue's targets (p99 5 ms and 10 ms, RSS 300 MB,
+    resumed within 2 s, none early or missing)."""
+    late = {"p50_ms": 0.1, "p99_ms": 4.0, "max_ms": 6.0, "early": 0, "missing": 0, "drift_ms": 0.0}
+    beat_late = {**late, "p99_ms": 90.0, "drift_ms": 80.0, "missing": 1}
+    results = {
+        "beat_lateness": {"seconds": 60, "ours": late, "beat": beat_late},
+        "beat_many": {
+            "schedules": 10000,
+            "ours": {
+                "gateway_rss_mb_max": 320.0,
+                "gateway_cpu_share": 0.5,
+                "lateness": {**late, "p99_ms": 12.0},
+                "creation": {"seconds": 90.0},
+            },
+            "beat": {"beat_rss_mb_max": 130.0, "beat_cpu_share": 1.0, "lateness": beat_late},
+        },
+        "beat_restart": {
+            "schedules": 10000,
+            "ours": {
+                "resume_s": 1.5,
+                "http_printed_s": 1.2,
+                "workers_rejoined_s": [1.4, None],
+                "fire_times_with_two_firings": 0,
+            },
+            "beat": {"resume_s": 1.0, "schedules_fired_twice_within_half_an_interval": 7},
+        },
+    }
+    by_name = {row[0]: row for row in rows(results)}
+    p99 = by_name["1 s schedule over 60 s (celery: beat): lateness p99, ms"]
+    assert p99[1:] == ("4.00", "90.00", "0.04x", "<= 5 ms", "yes")
+    assert by_name["1 s schedule over 60 s (celery: beat): fire times missing"][2:] == (
+        "1", "-", "0", "yes"
+    )  # fmt: skip
+    many = "10000 schedules every 60 s (celery: beat): "
+    assert by_name[many + "scheduler RSS max, MB (ours: gateway)"][-2:] == ("<= 300 MB", "NO")
+    assert by_name[many + "lateness p99, ms"][-2:] == ("<= 10 ms", "NO")
+    restart = "restart with 10000 schedules (celery: beat): "
+    assert by_name[restart + "firings resume, s"][1:] == ("1.50", "1.00", "1.50x", "<= 2 s", "yes")
+    assert by_name[restart + "last worker rejoined, s"][1] == "1.40"
+    assert by_name[restart + "fire times firing twice after it"][1:3] == ("0", "7")
 
 
 def _results_md() -> tuple[dict[str, Any], str]:
