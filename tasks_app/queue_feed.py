@@ -19,7 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from tasks_app import selectors
+from tasks_app import selectors, storage
 from tasks_app.job_inputs import TaskInputs
 from tasks_app.run_queue import RunQueue
 from tasks_app.selectors import DueRun
@@ -82,11 +82,16 @@ class QueueFeeding:
         if self._queue.overflow:
             return await self.refill()
         due_before = timezone.now() + timedelta(seconds=horizon)
-        found = await self._queue_unknown(
-            await sync_to_async(selectors.due_runs)(
-                due_before=due_before, limit=self._queue.window, inputs_known=self._inputs.known()
-            )
+        keys = await sync_to_async(selectors.waiting_run_keys)(
+            due_before=due_before, limit=self._queue.window
         )
+        self._forget_old_dispatches()
+        unknown = [k for k, task_id in keys if self._unknown(k, task_id)]
+        found = 0
+        for ids in storage.chunks(unknown, storage.ORM_IN_KEYS):
+            found += await self._queue_unknown(
+                await sync_to_async(selectors.due_runs)(ids=ids, inputs_known=self._inputs.known())
+            )
         if found:
             log.warning("sweep found %d runs nobody had announced; queued them", found)
         return found
@@ -105,18 +110,29 @@ class QueueFeeding:
         self._queue.overflow = len(runs) >= limit
         return found
 
-    async def _queue_unknown(self, runs: list[DueRun]) -> int:
+    def _forget_old_dispatches(self) -> None:
         # A run's records reach the database within moments of its end; the
         # memory of older dispatches is dropped (it would grow without end).
         forget_before = time.monotonic() - _REMEMBER_DISPATCH
         self._dispatched = {
             k: sent for k, sent in self._dispatched.items() if sent >= forget_before
         }
+
+    def _unknown(self, iteration_id: int, task_id: str) -> bool:
+        """A waiting run this scheduler has neither queued, running, sent
+        lately, nor cancelled."""
+        return not (
+            iteration_id in self._dispatched
+            or task_id in self._cancelled
+            or iteration_id in self._queue
+            or iteration_id in self._running
+        )
+
+    async def _queue_unknown(self, runs: list[DueRun]) -> int:
+        self._forget_old_dispatches()
         found = 0
         for run in runs:
-            if run.iteration_id in self._dispatched or run.task_id in self._cancelled:
-                continue
-            if run.iteration_id not in self._queue and run.iteration_id not in self._running:
+            if self._unknown(run.iteration_id, run.task_id):
                 found += 1
                 self.push(run)
         self._queue.trim()

@@ -154,24 +154,43 @@ class DueRun:
     route: policy.Route = policy.DEFAULT_ROUTE
 
 
+def waiting_run_keys(*, due_before: datetime, limit: int) -> list[tuple[int, str]]:
+    """(iteration id, task id) of the runs waiting to be dispatched that are
+    due before a time, earliest due first, at most `limit`: what the sweep
+    compares with what the scheduler knows before it reads any run whole
+    (a sweep over 2,000 known runs read whole held the GIL ~100 ms)."""
+    keys = (
+        Iteration.objects.filter(
+            state=State.PENDING, task__cancelled_at__isnull=True, due_at__lte=due_before
+        )
+        .order_by("due_at")
+        .values_list("pk", "task_id")[:limit]
+    )
+    return list(keys)
+
+
 def due_runs(
     *,
     task_id: str | None = None,
     due_before: datetime | None = None,
+    ids: Collection[int] | None = None,
     limit: int | None = None,
     inputs_known: Collection[str] = frozenset(),
 ) -> list[DueRun]:
-    """Runs waiting to be dispatched (all of them, one task's, or those due
-    before a time), earliest due first, at most `limit`. The attempts made
-    so far are counted for the runs read only (counting them in the same
-    query groups every waiting run before the limit applies). A task's
-    inputs (args, stdin, env) are read once for all its runs read, with
-    the first of them, unless the caller holds them (`inputs_known`)."""
+    """Runs waiting to be dispatched (all of them, one task's, those due
+    before a time, or those of `ids` still waiting), earliest due first, at
+    most `limit`. The attempts made so far are counted for the runs read
+    only (counting them in the same query groups every waiting run before
+    the limit applies). A task's inputs (args, stdin, env) are read once
+    for all its runs read, with the first of them, unless the caller holds
+    them (`inputs_known`)."""
     runs = Iteration.objects.filter(state=State.PENDING, task__cancelled_at__isnull=True)
     if task_id is not None:
         runs = runs.filter(task_id=task_id)
     if due_before is not None:
         runs = runs.filter(due_at__lte=due_before)
+    if ids is not None:
+        runs = runs.filter(pk__in=list(ids))
     # Not a task's inputs with each of its runs: its stdin may be megabytes.
     runs = runs.select_related("task").defer(*_TASK_INPUTS).order_by("due_at")
     rows = list(runs if limit is None else runs[:limit])
