@@ -15,7 +15,7 @@ import time
 
 from django.conf import settings
 
-from workers.backoff import reconnect_wait
+from workers.backoff import LONG_SESSION, reconnect_wait
 from workers.config import WorkerConfig
 from workers.execution_log import ExecutionLog
 from workers.executor import Executor
@@ -48,6 +48,7 @@ class WorkerAgent:
     async def run(self) -> None:
         """Serve gateways until stopped, reconnecting with backoff."""
         wait: float | None = None
+        lost_at = time.monotonic()  # since when no session has lasted
         while not self._stopping.is_set():
             started = time.monotonic()
             session = GatewaySession(
@@ -76,7 +77,12 @@ class WorkerAgent:
                 stop.cancel()
             if self._stopping.is_set():
                 return
-            wait = reconnect_wait(wait, time.monotonic() - started, maximum=self.config.max_backoff)
+            now = time.monotonic()
+            if now - started > LONG_SESSION:
+                lost_at = now
+            wait = reconnect_wait(
+                wait, now - started, lost_for=now - lost_at, maximum=self.config.max_backoff
+            )
             log.info("reconnecting in %.2f s", wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), wait)

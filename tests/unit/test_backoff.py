@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.backoff import FIRST, LONG_SESSION, reconnect_wait
+from workers.backoff import FIRST, LONG_SESSION, QUICK, reconnect_wait
 
 SHORT = 0.5  # seconds: a session that failed soon
 
@@ -76,3 +76,31 @@ def test_after_a_long_session_the_wait_is_the_first_step(
             assert seen[i] == FIRST
         elif i > 0:
             assert seen[i] == min(seen[i - 1] * 2, maximum)
+
+
+def test_the_first_seconds_after_losing_the_gateway_dial_at_the_first_step() -> None:
+    # A gateway restarted at once is found within a quarter second of being back.
+    assert reconnect_wait(0.25, SHORT, lost_for=0.0, maximum=5.0) == FIRST
+    assert reconnect_wait(0.25, SHORT, lost_for=QUICK - 0.01, maximum=5.0) == FIRST
+    # Past them, the waits double again from where they were.
+    assert reconnect_wait(0.25, SHORT, lost_for=QUICK, maximum=5.0) == 0.5
+    assert reconnect_wait(2.0, SHORT, lost_for=60.0, maximum=5.0) == 4.0
+
+
+@given(st.lists(st.floats(min_value=0, max_value=LONG_SESSION), min_size=1, max_size=40))
+def test_a_worker_that_keeps_failing_soon_dials_at_most_every_first_step_while_quick(
+    sessions: list[float],
+) -> None:
+    """Time passes by the waits and the sessions: while under QUICK, every wait is FIRST;
+    after it, they double as before."""
+    wait: float | None = None
+    lost_for = 0.0
+    for seconds in sessions:
+        lost_for += seconds
+        new = reconnect_wait(wait, seconds, lost_for=lost_for, maximum=5.0)
+        if lost_for < QUICK or wait is None:
+            assert new == FIRST
+        else:
+            assert new == min(wait * 2, 5.0)
+        wait = new
+        lost_for += new
