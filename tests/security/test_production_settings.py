@@ -69,6 +69,8 @@ def test_production_settings_are_hardened(tmp_path: Path) -> None:
         ("a" * 60, "DJANGO_SECRET_KEY is too weak"),
         ("django-insecure-" + secrets.token_urlsafe(50), "DJANGO_SECRET_KEY is too weak"),
     ],
+    # Stable ids: a random key in the id would differ between pytest-xdist's workers.
+    ids=["missing", "short", "one-letter", "django-insecure"],
 )
 def test_a_missing_or_weak_secret_key_is_refused(
     tmp_path: Path, key: str | None, complaint: str
