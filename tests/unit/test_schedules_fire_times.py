@@ -285,3 +285,53 @@ def test_a_fixed_time_of_day_fires_at_it_or_at_the_jump_that_skipped_it(
         wall = (reading.hour, reading.minute, reading.second)
         jumped = (at - fire_times.MICROSECOND).astimezone(tz).utcoffset() != reading.utcoffset()
         assert wall == (int(hour), int(minute), int(second)) or jumped, (expr, zone, at)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    every=st.floats(min_value=0.5, max_value=3600),
+    missed=st.integers(min_value=0, max_value=300),
+    part=st.floats(min_value=0, max_value=0.999),
+    window=st.floats(min_value=0, max_value=7200),
+)
+def test_catch_up_decides_each_missed_fire_time_once(
+    every: float, missed: int, part: float, window: float
+) -> None:
+    """Every fire time from the head up to now is either run (once, in order,
+    inside the window) or counted skipped (older); none both, none lost, and
+    the new head is the first fire time after now."""
+    timing = Timing(every=every, anchor=T0)
+    now = T0 + timedelta(seconds=(missed + part) * every)
+    plan = fire_times.catch_up(timing, head=T0, now=now, window=window)
+    times = [T0, *fire_times.fire_times(timing, T0, missed + 2)]
+    missed_times = [t for t in times if t <= now]
+    cutoff = now - timedelta(seconds=window)
+    assert plan.run == [t for t in missed_times if t >= cutoff]
+    assert plan.skipped_exact and plan.skipped == len(missed_times) - len(plan.run)
+    if plan.skipped:
+        assert plan.first_skipped == missed_times[0]
+        assert plan.last_skipped == missed_times[plan.skipped - 1]
+    assert plan.head == fire_times.next_fire(timing, now)
+    assert len({fire_times.firing_id("s", t) for t in plan.run}) == len(plan.run)
+
+
+@given(
+    policy=st.sampled_from(list(Overlap)),
+    running=st.booleans(),
+    waiting=st.integers(min_value=0, max_value=5),
+    catching_up=st.booleans(),
+)
+def test_overlap_verdicts_never_run_two_under_skip_nor_hold_two_under_buffer_one(
+    policy: Overlap, running: bool, waiting: int, catching_up: bool
+) -> None:
+    verdict = fire_times.overlap_verdict(
+        policy, previous_running=running, waiting=waiting, catching_up=catching_up
+    )
+    if not running or policy is Overlap.ALLOW:
+        assert verdict is Verdict.RUN  # nothing to overlap with, or overlap allowed
+    elif catching_up:
+        assert verdict is Verdict.WAIT  # a missed fire time is never dropped for overlap
+    elif policy is Overlap.SKIP:
+        assert verdict is Verdict.SKIP
+    else:
+        assert verdict is (Verdict.WAIT if waiting == 0 else Verdict.SKIP)
