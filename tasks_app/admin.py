@@ -345,7 +345,10 @@ class ModuleAdmin(ReadOnlyAdmin):
     def export_names(self, module: Module) -> str:
         names = list(module.exports or [])
         shown = ", ".join(names[:10])
-        return shown + (f", … ({len(names)} in all)" if len(names) > 10 else "") or "-"
+        text = shown + (f", … ({len(names)} in all)" if len(names) > 10 else "") or "-"
+        # A name may be hundreds of characters with no space (a mangled
+        # symbol): broken anywhere, it cannot push the list past the screen.
+        return format_html('<span style="overflow-wrap: anywhere">{}</span>', text)
 
     @admin.display(description="tasks", ordering="tasks_n")
     def task_count(self, module: Module) -> int:

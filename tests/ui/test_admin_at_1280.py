@@ -2,10 +2,13 @@
 with runs and attempts made by real workers: a task's attempts show their
 outcome and result or error (nothing clipped), the task list's last column
 is on screen, every time is written one way to the second, apps have human
-names, the newest task comes first, and a task's page has no Save button."""
+names, the newest task comes first, and a task's page has no Save button.
+The Module list shows every column on screen (long export names and
+hashes included), and a module's page is read-only and links its tasks."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -23,6 +26,19 @@ WIDTH, HEIGHT = 1280, 800
 TRAP = bytes(
     wasmtime.wat2wasm('(module (func (export "run") (param i64 i64) (result i64) unreachable))')
 )
+# A run module that also exports its run under many more names, the first
+# of them one long unbroken (mangled-looking) symbol.
+LONG_EXPORT = "_ZN" + "9long_path" * 20 + "E"
+MANY_EXPORTS = [LONG_EXPORT, *(f"an_export_with_a_rather_long_name_{n:02}" for n in range(40))]
+EXPORTS_WASM = bytes(
+    wasmtime.wat2wasm(
+        '(module (func $run (export "run") (param i64 i64) (result i64) i64.const 0) '
+        + " ".join(f'(export "{name}" (func $run))' for name in MANY_EXPORTS)
+        + ")"
+    )
+)
+WASI_WASM = bytes(wasmtime.wat2wasm('(module (func (export "_start")))'))
+MODULE_COLUMNS = ("short_hash", "kind", "size", "export_names", "task_count", "created_at")
 # The one way a time is written on every page (wwproject/formats).
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$")
 
@@ -74,6 +90,29 @@ def tasks(cluster: Cluster) -> Iterator[None]:
     submit(cluster, "adm-newest", start="600", repeats="2")
     assert cluster.request("DELETE", "/tasks/adm-newest").status_code == 200
     yield
+
+
+@pytest.fixture(scope="module")
+def modules(cluster: Cluster) -> dict[str, str]:
+    """Two more modules, each with tasks cancelled before their runs were
+    due: one exporting many long names (three tasks), a WASI command (one
+    task). Their hashes by name."""
+    hashes = {}
+    for name, wasm, task_ids in (
+        ("exports", EXPORTS_WASM, ["mod-exports-1", "mod-exports-2", "mod-exports-3"]),
+        ("wasi", WASI_WASM, ["mod-wasi"]),
+    ):
+        for task_id in task_ids:
+            response = cluster.request(
+                "POST",
+                "/tasks",
+                data={"id": task_id, "start": "600", "repeats": "1"},
+                files={"wasm": (f"{name}.wasm", wasm)},
+            )
+            assert response.status_code == 201, response.text
+            assert cluster.request("DELETE", f"/tasks/{task_id}").status_code == 200
+        hashes[name] = hashlib.sha256(wasm).hexdigest()
+    return hashes
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +201,75 @@ def test_task_list_newest_first_and_last_column_on_screen(
     actions = page.locator("select[name=action] option").all_inner_texts()
     assert any(a.startswith("Cancel the selected tasks") for a in actions)
     assert any(a.startswith("Run the failed runs") for a in actions)
+
+
+def test_module_list_every_column_on_screen(
+    admin_page: Any, modules: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    page = admin_page
+    page.goto(f"http://{HTTP}/admin/tasks_app/module/")
+    page.screenshot(path=str(tmp_path_factory.mktemp("admin") / "module_list.png"))
+    classes = page.eval_on_selector_all(
+        "#result_list thead th", "ths => ths.map(th => th.className)"
+    )
+    columns = [c.removeprefix("column-") for h in classes for c in h.split() if "column-" in c]
+    assert columns == list(MODULE_COLUMNS), classes  # in this order, created last
+    for column in MODULE_COLUMNS:
+        header = f"#result_list thead th.column-{column}"
+        cells = f"#result_list tbody .field-{column}"
+        assert page.locator(header).is_visible(), column
+        assert page.locator(cells).count() >= 4, column  # hash.wasm, trap.wasm and these two
+        assert right_edge(page, header) <= WIDTH, column
+        assert right_edge(page, cells) <= WIDTH, column
+        assert not_clipped(page, cells) == [], column
+    assert right_edge(page, "#result_list") <= WIDTH
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+
+    row = page.locator("#result_list tbody tr", has_text=modules["exports"][:12])
+    assert row.count() == 1
+    assert row.locator(".field-short_hash").inner_text().strip() == modules["exports"][:12]
+    assert row.locator(".field-kind").inner_text().strip() == "exports run(input, difficulty)"
+    assert row.locator(".field-size").inner_text().strip() == str(len(EXPORTS_WASM))
+    exports = row.locator(".field-export_names").inner_text()
+    assert exports.startswith(f"run, {LONG_EXPORT}, "), exports
+    assert exports.rstrip().endswith(f"({len(MANY_EXPORTS) + 1} in all)"), exports
+    assert row.locator(".field-task_count").inner_text().strip() == "3"
+    created = page.locator("#result_list tbody td.field-created_at").all_inner_texts()
+    assert [t for t in created if not TIME.match(t.strip())] == [], created
+    wasi = page.locator("#result_list tbody tr", has_text=modules["wasi"][:12])
+    assert wasi.locator(".field-kind").inner_text().strip() == "WASI command (_start)"
+    assert wasi.locator(".field-task_count").inner_text().strip() == "1"
+
+
+def test_module_page_is_read_only_and_links_its_tasks(
+    admin_page: Any, modules: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    page = admin_page
+    sha256 = modules["exports"]
+    page.goto(f"http://{HTTP}/admin/tasks_app/module/{sha256}/change/")
+    page.screenshot(
+        path=str(tmp_path_factory.mktemp("admin") / "module_change.png"), full_page=True
+    )
+    assert page.inner_text(".field-sha256 .readonly").strip() == sha256
+    assert LONG_EXPORT in page.inner_text(".field-export_names .readonly")
+    for field in ("sha256", "export_names", "tasks_using_it"):
+        cells = f".field-{field} .readonly"
+        assert page.locator(cells).is_visible(), field
+        assert right_edge(page, cells) <= WIDTH, field
+        assert not_clipped(page, cells) == [], field
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+    # Nothing to edit, the bytes least of all: no form field, no Save, no Delete.
+    assert page.locator("input:not([type=hidden]), textarea, select").count() == 0
+    assert page.locator("[name=wasm], .field-wasm").count() == 0
+    assert page.locator("input[name=_save], input[name=_continue], a.deletelink").count() == 0
+
+    # Its tasks, newest first, each a link to the task's page.
+    links = page.locator(".field-tasks_using_it .readonly a")
+    assert links.all_inner_texts() == ["mod-exports-3", "mod-exports-2", "mod-exports-1"]
+    links.first.click()
+    page.wait_for_selector("#task-runs")
+    assert page.url.endswith("/admin/tasks_app/task/mod-exports-3/change/")
+    assert page.inner_text(".field-module .readonly").strip().startswith(sha256[:12])
 
 
 def test_every_time_is_written_one_way_with_seconds(admin_page: Any) -> None:
