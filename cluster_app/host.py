@@ -145,6 +145,6 @@ class HostServer(schema.host.Host.Server):
             wasm = await self._modules(digest)
         if wasm is None:
             raise KeyError(f"no module {digest}")
-        metrics.MODULE_FETCHES.labels(worker=self.verified_peer).inc()
+        metrics.module_fetched(self.verified_peer)
         log.info("module %s (%d bytes) sent to %s", digest[:12], len(wasm), self.verified_peer)
         return wasm

@@ -19,6 +19,8 @@ from tasks_app.outcomes import MalformedAnswer, WorkerOutcome
 # Worker clocks outside [2000, 2200) are not clocks.
 _EARLIEST_NS = 946_684_800 * 10**9
 _LATEST_NS = 7_258_118_400 * 10**9
+# What the worker says of the run's compiled module; anything else: not said.
+_COMPILE_CACHE = {"hit": True, "miss": False}
 
 
 class CapnpWorkerLink:
@@ -84,6 +86,8 @@ def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
         result_bytes = _data(outcome.resultBytes, "resultBytes", max_text_bytes)
         result_truncated = bool(outcome.resultTruncated)
         stderr = _text(outcome.stderr, "stderr", max_text_bytes)
+        # Added after the others: a stand-in with the older fields only says nothing.
+        compile_cached = _COMPILE_CACHE.get(str(getattr(outcome, "compileCache", "")))
     except MalformedAnswer:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the reader raises, the answer is bad
@@ -106,6 +110,7 @@ def read_outcome(outcome: Any, *, max_text_bytes: int) -> WorkerOutcome:
         result_bytes=result_bytes or None,
         result_truncated=result_truncated,
         stderr=stderr,
+        compile_cached=compile_cached,
     )
 
 

@@ -85,4 +85,10 @@ struct Outcome {
   resultTruncated @8 :Bool; # stdout was cut to the result limit
   stderr @9 :Text;        # a WASI command's stderr, its last bytes when long
                           # (invalid UTF-8 replaced)
+  compileCache @10 :CompileCache;
+  enum CompileCache {
+    unreported @0; # the run never asked for its module, or an older worker
+    hit @1;        # the module was compiled on this worker already
+    miss @2;       # compiled for this run (or its compile failed)
+  }
 }

@@ -26,7 +26,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from tasks_app import events, fire_times, firing
+from tasks_app import events, fire_times, firing, metrics
 from tasks_app.fire_times import Overlap, Verdict
 from tasks_app.firing import DueFiring
 from tasks_app.selectors import DueRun
@@ -104,6 +104,7 @@ class FiringGate:
         if due.fire_at == due.head:
             self._own(self._advance(sid, due.fire_at), name=f"advance-{due.name}")
         self._announce(due, run, verdict, reason)
+        metrics.firing_decided(verdict)
         if verdict is Verdict.RUN:
             self._admitted(sid, run)
             return True
@@ -113,6 +114,7 @@ class FiringGate:
             log.info("firing %s waits for the previous firing of %s", run.task_id, due.name)
         else:
             log.info("firing %s %s", run.task_id, reason)
+            metrics.fire_times_skipped("paused" if due.paused and due.regular else "overlap")
             self._own(self._skip(run.task_id, reason), name=f"skip-{run.task_id}")
         return False
 

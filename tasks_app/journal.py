@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tasks_app import metrics
 from tasks_app.exceptions import WriteElsewhere
 
 log = logging.getLogger("ww.scheduler")
@@ -150,6 +152,7 @@ class Journal:
             self._due()  # a backlog: the next batch right after this one
         if not batch:
             return
+        started = time.perf_counter()
         try:
             events = await self._write_batch(batch)
         except Exception:
@@ -160,6 +163,7 @@ class Journal:
             await asyncio.sleep(0.5)
             self._due()
             return
+        metrics.journal_written(len(batch), time.perf_counter() - started)
         self.batches += 1
         self.written += len(batch)
         if self._publish is not None and events:

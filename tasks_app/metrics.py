@@ -1,7 +1,17 @@
-"""Prometheus metrics recorded by the gateway process."""
+"""Prometheus metrics recorded by the gateway process.
+
+Cheap where runs pass: an increment or an observation on a series made
+once. The only label whose values are not a fixed set is `worker` (a peer
+ID): at most WORKER_SERIES_MAX peers carry series at once (WorkerSeries).
+
+Not here: lease ownership. One gateway owns every schedule and run today;
+who holds which lease becomes a number worth exporting only once several
+gateways share a database (issue 19)."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -25,11 +35,130 @@ RUNS_PER_CALL = Histogram(
     "Runs sent to a worker in one call (short runs travel several to a call)",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+
+# -- per worker ---------------------------------------------------------------
+
+WORKER_SERIES_MAX = 100
+
 MODULE_FETCHES = Counter(
     "ww_module_fetches",
     "Module bytes sent to workers (jobs carry only the hash; a worker fetches a module once)",
     ["worker"],
 )
+WORKER_RUNS = Counter(
+    "ww_worker_runs",
+    "Attempts that ended on each worker, by outcome (succeeded, failed, timed_out,"
+    " cancelled, lost: no answer, the worker gone, a malformed answer)",
+    ["worker", "outcome"],
+)
+COMPILE_CACHE = Counter(
+    "ww_compile_cache",
+    "Runs whose module the worker found compiled (hit) or compiled for them (miss),"
+    " as the workers report it in their outcomes",
+    ["result"],
+)
+_COMPILE_HIT = COMPILE_CACHE.labels(result="hit")
+_COMPILE_MISS = COMPILE_CACHE.labels(result="miss")
+
+
+class WorkerSeries:
+    """The peer IDs that label per-worker series, `cap` at most. A peer
+    counted for the first time with `cap` peers held takes the place of the
+    one counted least lately, whose series go (a worker idle or long gone:
+    with fewer than `cap` workers busy, every busy worker keeps its own).
+    Prometheus reads the dropped series as ended; a returning worker starts
+    again from zero, which rate() takes as a counter reset."""
+
+    def __init__(self, cap: int, counters: list[Counter]) -> None:
+        self._cap = max(cap, 1)
+        self._counters = counters
+        self._peers: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()  # module fetches and runs count from different tasks
+
+    def label(self, peer_id: str) -> str:
+        with self._lock:
+            if peer_id in self._peers:
+                self._peers.move_to_end(peer_id)
+                return peer_id
+            self._peers[peer_id] = None
+            dropped = self._peers.popitem(last=False)[0] if len(self._peers) > self._cap else None
+        if dropped is not None:
+            for counter in self._counters:
+                counter.remove_by_labels({"worker": dropped})
+        return peer_id
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+
+WORKERS = WorkerSeries(WORKER_SERIES_MAX, [MODULE_FETCHES, WORKER_RUNS])
+
+
+def worker_ran(peer_id: str, outcome: str, n: int = 1) -> None:
+    """`n` attempts ended on the worker `peer_id` with `outcome`."""
+    WORKER_RUNS.labels(worker=WORKERS.label(peer_id), outcome=outcome).inc(n)
+
+
+def module_fetched(peer_id: str) -> None:
+    MODULE_FETCHES.labels(worker=WORKERS.label(peer_id)).inc()
+
+
+def compile_cache_used(hit: bool | None) -> None:
+    """What a worker said of a run's compiled module (None: it did not say)."""
+    if hit is not None:
+        (_COMPILE_HIT if hit else _COMPILE_MISS).inc()
+
+
+# -- the journal --------------------------------------------------------------
+
+JOURNAL_BATCH = Histogram(
+    "ww_journal_batch_records",
+    "Run records written in one journal batch (one transaction)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
+JOURNAL_COMMIT = Histogram(
+    "ww_journal_commit_seconds",
+    "Time to write one journal batch, from taking it to its transaction committed",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def journal_written(records: int, seconds: float) -> None:
+    JOURNAL_BATCH.observe(records)
+    JOURNAL_COMMIT.observe(seconds)
+
+
+# -- schedules ----------------------------------------------------------------
+
+FIRINGS_MADE = Counter(
+    "ww_schedule_firings_made",
+    "Schedule firings made (a task with one run due at its fire time), by this process",
+)
+FIRING_DECISIONS = Counter(
+    "ww_schedule_firing_decisions",
+    "Firings decided when their run came due: run, wait (for the previous firing) or skip",
+    ["decision"],
+)
+FIRE_TIMES_SKIPPED = Counter(
+    "ww_schedule_fire_times_skipped",
+    "Fire times not run: overlap (the previous firing still running), paused,"
+    " or missed (older than catchup_window when a gateway started)",
+    ["reason"],
+)
+_DECISIONS = {d: FIRING_DECISIONS.labels(decision=d) for d in ("run", "wait", "skip")}
+_SKIPPED = {r: FIRE_TIMES_SKIPPED.labels(reason=r) for r in ("overlap", "paused", "missed")}
+
+
+def firing_decided(decision: str) -> None:
+    _DECISIONS[decision].inc()
+
+
+def fire_times_skipped(reason: str, n: int = 1) -> None:
+    if n > 0:
+        _SKIPPED[reason].inc(n)
+
+
+# -- runs ---------------------------------------------------------------------
 
 
 def observe_run(

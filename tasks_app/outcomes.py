@@ -28,3 +28,6 @@ class WorkerOutcome:
     result_bytes: bytes | None = None
     result_truncated: bool = False  # stdout was cut to the result limit
     stderr: str = ""
+    # The run's module was found compiled on the worker (False: compiled
+    # for it; None: the worker did not say, or the run never reached it).
+    compile_cached: bool | None = None

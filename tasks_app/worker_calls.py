@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from tasks_app import metrics
 from tasks_app.dispatch import Job
 from tasks_app.outcomes import WorkerOutcome
 from tasks_app.pool import PooledWorker
@@ -27,7 +28,20 @@ class WorkerVanished(Exception):
 async def call(worker: PooledWorker, jobs: list[Job], *, timeout: float) -> list[WorkerOutcome]:
     """The jobs run on the worker, abandoned if the worker leaves the pool
     (its connection closed or it stopped answering pings) or does not
-    answer within `timeout` seconds (TimeoutError)."""
+    answer within `timeout` seconds (TimeoutError). Counted under the
+    worker's peer ID: each outcome, or every job lost when the call fails."""
+    try:
+        outcomes = await _call(worker, jobs, timeout=timeout)
+    except Exception:
+        metrics.worker_ran(worker.peer_id, "lost", len(jobs))
+        raise
+    for outcome in outcomes:
+        metrics.worker_ran(worker.peer_id, outcome.state)
+        metrics.compile_cache_used(outcome.compile_cached)
+    return outcomes
+
+
+async def _call(worker: PooledWorker, jobs: list[Job], *, timeout: float) -> list[WorkerOutcome]:
     link = worker.link
     if link is None:
         raise WorkerVanished("worker left the pool")

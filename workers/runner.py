@@ -54,6 +54,7 @@ class Runner:
         limit = time_limit(request.time_limit, self.default_time_limit)
         exit_code: int | None = None
         output: Output | None = None  # a WASI command's
+        compile_cached: bool | None = None
         try:
             _wait_until(request.not_before, control)
             started_at = time.time()
@@ -61,6 +62,7 @@ class Runner:
             if control.cancelled:
                 raise RunFailed("cancelled before it started", "cancelled")
             with running(control):
+                compile_cached = request.module_hash in self._modules
                 compiled = self._modules.get(request.module_hash, request.wasm, control)
                 store = new_store(self._engine, self.memory_limit, control)
                 if compiled.kind == "run":
@@ -100,6 +102,7 @@ class Runner:
             result_bytes=output.data if output else None,
             result_truncated=output.truncated if output else False,
             stderr=output.stderr if output else "",
+            compile_cached=compile_cached,
         )
 
     def _call_run(

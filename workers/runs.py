@@ -42,6 +42,7 @@ class RunOutcome:
     result_bytes: bytes | None = None  # a WASI command's stdout that is not UTF-8
     result_truncated: bool = False  # stdout was cut to its limit
     stderr: str = ""  # a WASI command's stderr (its tail, when long)
+    compile_cached: bool | None = None  # its module compiled already (None: never asked)
 
 
 def time_limit(requested: float, default: float) -> float:

@@ -155,3 +155,5 @@ def _fill(result: Any, outcome: RunOutcome) -> None:
     result.resultTruncated = outcome.result_truncated
     if outcome.stderr:
         result.stderr = outcome.stderr
+    if outcome.compile_cached is not None:
+        result.compileCache = "hit" if outcome.compile_cached else "miss"
