@@ -1,0 +1,492 @@
+"""The history checker: what the database recorded and what the workers say
+they executed, checked against the scheduler's promises (issue 19, item 5).
+
+The history is plain records read once: tasks, runs, attempts, schedules
+and their recorded skipped fire times from the database (any DB-API
+connection: the embedded SQLite file or PostgreSQL through psycopg, the same
+SQL for both), and every worker's execution log (WW_EXECUTION_LOG,
+workers/execution_log.py; several files or one they share). Each check is a
+pure function of that history returning one message per problem, each
+naming the run, task or schedule, so tests/unit/test_history.py feeds it
+broken histories and sees each check fail:
+
+- `unfinished`: every run ends in exactly one final state;
+- `counted_twice`: a success is counted once (the task's succeeded_count,
+  the runs' states, the attempts, the workers' executions agree);
+- `ran_after_cancel`: nothing of a cancelled task started after its cancel;
+- `concurrent`: no run executed twice at once unless the first attempt was
+  declared lost before the second started;
+- `late`: every due run handed out within a bound of its due time (and a
+  run tried again within it of its previous attempt's end and backoff);
+- `schedule_firings`: one task per (schedule, fire time), none missing
+  between a schedule's first and last firing but those recorded skipped.
+
+`check(history, ...)` runs them all; tests/faults/harness.py
+`assert_nothing_lost` calls it at the end of the fault tests."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Protocol
+
+from tasks_app.fire_times import MICROSECOND, Timing, next_fire, parse_firing_id
+from tasks_app.policy import retry_delay
+
+RunKey = tuple[str, int]  # (task id, run index)
+FINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
+# Fire times enumerated per schedule at most (a 1 s schedule over a day).
+MAX_FIRE_TIMES = 100_000
+# A lost attempt's `finished_at` is when the journal wrote the loss, not
+# when the scheduler declared it (tasks_app.attempt_records.lost carries no
+# time; tasks_app.storage stamps the batch's `now`), so the next attempt's
+# sending, decided right after the loss, may be stamped up to one journal
+# batch earlier than the loss.
+LOSS_STAMP_SLACK = 1.0  # s
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One run a worker finished, as its execution log says."""
+
+    task: str
+    run: int
+    worker: str
+    state: str
+    started: float  # time.time() when the module was entered (or the cancel seen)
+    finished: float
+    error: str = ""
+
+    @property
+    def ran(self) -> bool:
+        """The module was entered: anything but a cancel before it started."""
+        return not (self.state == "cancelled" and "before it started" in self.error)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    task: str
+    run: int
+    worker: str  # peer ID
+    outcome: str
+    number: int = 1
+    sent: float = 0.0  # when the gateway sent it
+    started: float | None = None  # when the worker entered the module (as it said)
+    ended: float | None = None  # when it ended, or was declared lost
+
+
+@dataclass(frozen=True)
+class Firings:
+    """A schedule: its timing, and the fire times it recorded as skipped."""
+
+    timing: Timing
+    overlap: str = "skip"
+    next_fire_at: datetime | None = None  # the chain's head
+    # (first, last) fire time of each gap recorded skipped (MissedFirings).
+    skipped: tuple[tuple[datetime, datetime], ...] = ()
+
+
+@dataclass
+class History:
+    succeeded_count: dict[str, int] = field(default_factory=dict)  # Task.succeeded_count
+    cancelled_at: dict[str, float] = field(default_factory=dict)  # cancelled tasks: when
+    schedule_of: dict[str, str] = field(default_factory=dict)  # firing task -> schedule name
+    runs: dict[RunKey, str] = field(default_factory=dict)  # each run's state
+    due_at: dict[RunKey, float] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    schedules: dict[str, Firings] = field(default_factory=dict)
+    executions: list[Execution] = field(default_factory=list)
+
+
+# -- reading ---------------------------------------------------------------------
+
+
+class Connection(Protocol):
+    """What the reads need of a DB-API connection (sqlite3, psycopg)."""
+
+    def cursor(self) -> Any: ...
+
+
+def read_executions(paths: Iterable[Path]) -> list[Execution]:
+    """Every line of the execution logs that exist (workers may share one)."""
+    executions: list[Execution] = []
+    for path in paths:
+        if path.exists():
+            lines = path.read_text().splitlines()
+            executions.extend(Execution(**json.loads(line)) for line in lines if line)
+    return executions
+
+
+def _moment(value: Any) -> datetime | None:
+    """A DateTimeField as read: an ISO string (SQLite, UTC, naive) or a
+    datetime (psycopg, aware), as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _epoch(value: Any) -> float | None:
+    moment = _moment(value)
+    return None if moment is None else moment.timestamp()
+
+
+def _rows(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _anchor(start_at: datetime | None, created_at: datetime) -> datetime:
+    """tasks_app.firing.anchor_of, over the row's values."""
+    if start_at is not None:
+        return start_at
+    whole = created_at.replace(microsecond=0)
+    return whole if whole == created_at else whole + timedelta(seconds=1)
+
+
+def read_history(conn: Connection, execution_logs: Iterable[Path] = ()) -> History:
+    """The history in the database `conn` reaches, and in the logs. The SQL
+    uses no placeholders and nothing one engine lacks, so it runs as it is
+    on SQLite and PostgreSQL."""
+    history = History(executions=read_executions(execution_logs))
+    for task_id, count, cancelled_at, schedule in _rows(
+        conn,
+        "SELECT t.id, t.succeeded_count, t.cancelled_at, s.name FROM tasks_app_task t"
+        " LEFT JOIN tasks_app_schedule s ON s.id = t.schedule_id",
+    ):
+        history.succeeded_count[task_id] = count
+        if cancelled_at is not None:
+            history.cancelled_at[task_id] = _epoch(cancelled_at) or 0.0
+        if schedule is not None:
+            history.schedule_of[task_id] = schedule
+    for task_id, index, state, due_at in _rows(
+        conn, 'SELECT task_id, "index", state, due_at FROM tasks_app_iteration'
+    ):
+        history.runs[(task_id, index)] = state
+        history.due_at[(task_id, index)] = _epoch(due_at) or 0.0
+    history.attempts = [
+        Attempt(task, index, worker, outcome, number, _epoch(sent) or 0.0, _epoch(s), _epoch(e))
+        for task, index, worker, outcome, number, sent, s, e in _rows(
+            conn,
+            'SELECT i.task_id, i."index", a.worker_peer_id, a.outcome, a.number, a.sent_at,'
+            " a.started_at, a.finished_at FROM tasks_app_attempt a"
+            " JOIN tasks_app_iteration i ON i.id = a.iteration_id",
+        )
+    ]
+    skipped: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for schedule_id, first, last in _rows(
+        conn, "SELECT schedule_id, first_fire_at, last_fire_at FROM tasks_app_missedfirings"
+    ):
+        skipped[schedule_id].append((_moment(first), _moment(last)))  # type: ignore[arg-type]
+    for row in _rows(
+        conn,
+        "SELECT id, name, every, cron, timezone, start_at, end_at, created_at, overlap,"
+        " next_fire_at FROM tasks_app_schedule",
+    ):
+        schedule_id, name, every, cron, zone, start_at, end_at, created_at, overlap, head = row
+        start, created = _moment(start_at), _moment(created_at)
+        assert created is not None
+        timing = Timing(
+            every=every,
+            cron=cron or None,
+            zone=zone,
+            anchor=_anchor(start, created),
+            start_at=start,
+            end_at=_moment(end_at),
+        )
+        history.schedules[name] = Firings(
+            timing, overlap, _moment(head), tuple(sorted(skipped[schedule_id]))
+        )
+    return history
+
+
+# -- the checks ------------------------------------------------------------------
+
+
+def unfinished(history: History, *, still_going: frozenset[str] = frozenset()) -> list[str]:
+    """Runs in no final state, and attempts still open, once the cluster is
+    quiet; `still_going`: tasks the test knows are still running."""
+    problems = [
+        f"run {key}: {state}, not final"
+        for key, state in sorted(history.runs.items())
+        if state not in FINAL and key[0] not in still_going
+    ]
+    problems += [
+        f"run {(a.task, a.run)}: attempt {a.number} on {a.worker} is still {a.outcome}"
+        f" but the run is {history.runs.get((a.task, a.run))}"
+        for a in history.attempts
+        if a.outcome == "running" and history.runs.get((a.task, a.run)) in FINAL
+    ]
+    return problems
+
+
+def counted_twice(history: History, *, gateway_killed: bool = False) -> list[str]:
+    """Every way the count of successes disagrees between the task's
+    succeeded_count, the runs' states, the attempts and the workers.
+
+    `gateway_killed`: a gateway was SIGKILLed. A run it had sent whose
+    attempt its journal had not written yet left no attempt row and runs
+    again after the restart (execution is at least once, README
+    "Guarantees"): a worker may then have run it successfully more often
+    than the database has attempts for it. It is still counted once."""
+    problems: list[str] = []
+    succeeded_attempts = Counter(
+        (a.task, a.run) for a in history.attempts if a.outcome == "succeeded"
+    )
+    runs_by_task = Counter(t for (t, _), state in history.runs.items() if state == "succeeded")
+    distinct_by_task = Counter(t for (t, _) in succeeded_attempts)
+    attempts_by_task: Counter[str] = Counter()
+    for (t, _), n in succeeded_attempts.items():
+        attempts_by_task[t] += n
+    for task_id, count in sorted(history.succeeded_count.items()):
+        runs, distinct = runs_by_task[task_id], distinct_by_task[task_id]
+        attempts = attempts_by_task[task_id]
+        if not count == runs == distinct == attempts:
+            problems.append(
+                f"task {task_id}: succeeded_count {count}, succeeded runs {runs}, runs with a"
+                f" succeeded attempt {distinct}, succeeded attempts {attempts}"
+            )
+    for key, n in sorted(succeeded_attempts.items()):
+        if n > 1:
+            problems.append(f"run {key}: {n} succeeded attempts (a success counted twice)")
+        if history.runs.get(key) != "succeeded":
+            problems.append(f"run {key}: has a succeeded attempt but is {history.runs.get(key)}")
+
+    # Every success the database holds was executed, by the worker it names.
+    ran_ok = Counter(
+        (e.task, e.run, e.worker) for e in history.executions if e.state == "succeeded"
+    )
+    for a in history.attempts:
+        if a.outcome == "succeeded" and not ran_ok[(a.task, a.run, a.worker)]:
+            problems.append(
+                f"run {(a.task, a.run)}: succeeded on {a.worker} in the database,"
+                " but that worker never ran it successfully"
+            )
+    # Every success a worker had is counted: by a succeeded attempt of that
+    # worker, or its answer never arrived (the attempt is `lost`, the run
+    # went elsewhere). One attempt accounts for one execution.
+    accounted = Counter(
+        (a.task, a.run, a.worker) for a in history.attempts if a.outcome in {"succeeded", "lost"}
+    )
+    for (task_id, run, worker), n in sorted(ran_ok.items()):
+        if (task_id, run) not in history.runs:
+            problems.append(f"run {(task_id, run)}: ran on {worker}, unknown to the database")
+        elif n > accounted[(task_id, run, worker)] and not gateway_killed:
+            problems.append(
+                f"run {(task_id, run)}: ran successfully {n} times on {worker}, the database"
+                f" accounts for {accounted[(task_id, run, worker)]} (succeeded or lost attempts)"
+            )
+    return problems
+
+
+def ran_after_cancel(history: History) -> list[str]:
+    """Executions of a cancelled task that entered the module after the cancel."""
+    problems = []
+    for e in history.executions:
+        cancelled = history.cancelled_at.get(e.task)
+        if cancelled is not None and e.ran and e.started > cancelled:
+            problems.append(
+                f"run {(e.task, e.run)}: started on {e.worker} {e.started - cancelled:.3f} s"
+                f" after its task was cancelled (ended {e.state})"
+            )
+    return problems
+
+
+def concurrent(history: History, *, gateway_killed: bool = False) -> list[str]:
+    """No run executing twice at once. In the database: an attempt is sent
+    only after the run's previous attempt ended or was declared lost. In the
+    workers' logs: two executions of a run that overlap in time are allowed
+    only when the earlier one's worker has a lost attempt of the run
+    declared before the later one started (it was given up, then tried
+    elsewhere). `gateway_killed`: an execution a killed gateway's journal
+    never wrote has no attempt to be declared lost; it is excused."""
+    problems: list[str] = []
+    by_run: dict[RunKey, list[Attempt]] = defaultdict(list)
+    for a in history.attempts:
+        by_run[(a.task, a.run)].append(a)
+    for key, attempts in sorted(by_run.items()):
+        attempts.sort(key=lambda a: a.number)
+        for before, after in pairwise(attempts):
+            slack = LOSS_STAMP_SLACK if before.outcome == "lost" else 0.0
+            if before.ended is None:
+                problems.append(
+                    f"run {key}: attempt {after.number} sent to {after.worker} while attempt"
+                    f" {before.number} on {before.worker} was still {before.outcome}"
+                )
+            elif after.sent < before.ended - slack:
+                problems.append(
+                    f"run {key}: attempt {after.number} sent to {after.worker}"
+                    f" {before.ended - after.sent:.3f} s before attempt {before.number} on"
+                    f" {before.worker} ended {before.outcome}"
+                )
+    executions: dict[RunKey, list[Execution]] = defaultdict(list)
+    for e in history.executions:
+        if e.ran:
+            executions[(e.task, e.run)].append(e)
+    for key, runs in sorted(executions.items()):
+        runs.sort(key=lambda e: e.started)
+        for i, first in enumerate(runs):
+            for second in runs[i + 1 :]:
+                if second.started >= first.finished:
+                    continue
+                given_up = [
+                    a.ended
+                    for a in by_run.get(key, [])
+                    if a.worker == first.worker and a.outcome == "lost" and a.ended is not None
+                ]
+                if any(ended - LOSS_STAMP_SLACK <= second.started for ended in given_up):
+                    continue
+                unrecorded = sum(a.worker == first.worker for a in by_run.get(key, [])) < sum(
+                    e.worker == first.worker for e in runs
+                )
+                if gateway_killed and unrecorded:
+                    continue
+                problems.append(
+                    f"run {key}: executed on {first.worker} and {second.worker} at once"
+                    f" ({second.started - first.started:.3f} s apart, the first ran"
+                    f" {first.finished - first.started:.3f} s) and not declared lost first"
+                )
+    return problems
+
+
+def lateness(history: History) -> dict[RunKey, float]:
+    """Seconds from each run's due time to its first hand-out."""
+    first: dict[RunKey, float] = {}
+    for a in history.attempts:
+        key = (a.task, a.run)
+        first[key] = min(first.get(key, a.sent), a.sent)
+    return {key: sent - history.due_at[key] for key, sent in first.items() if key in history.due_at}
+
+
+def late(history: History, *, bound: float, failover: float = 0.0) -> list[str]:
+    """Runs handed out more than `bound` (+ `failover`, the time a test
+    allows for a gateway to come back or take over) after they were due,
+    or tried again that late after their previous attempt ended and its
+    backoff (tasks_app.policy.retry_delay). A firing of a buffer_one
+    schedule waits for the previous firing by design: not checked."""
+    allowed = bound + failover
+    problems: list[str] = []
+    waits = {
+        task
+        for task, name in history.schedule_of.items()
+        if name in history.schedules and history.schedules[name].overlap == "buffer_one"
+    }
+    for key, seconds in sorted(lateness(history).items()):
+        if seconds > allowed and key[0] not in waits:
+            problems.append(
+                f"run {key}: handed out {seconds:.3f} s after its due time (bound {allowed:.3f} s)"
+            )
+    by_run: dict[RunKey, list[Attempt]] = defaultdict(list)
+    for a in history.attempts:
+        by_run[(a.task, a.run)].append(a)
+    for key, attempts in sorted(by_run.items()):
+        attempts.sort(key=lambda a: a.number)
+        for before, after in pairwise(attempts):
+            if before.ended is None:
+                continue  # `concurrent` says so
+            waited = after.sent - before.ended - retry_delay(before.number)
+            if waited > allowed:
+                problems.append(
+                    f"run {key}: attempt {after.number} sent {waited:.3f} s after attempt"
+                    f" {before.number} ended {before.outcome} and its backoff"
+                    f" (bound {allowed:.3f} s)"
+                )
+    return problems
+
+
+def schedule_firings(history: History, *, changed: frozenset[str] = frozenset()) -> list[str]:
+    """One task per (schedule, fire time); every fire time of a schedule's
+    timing between its first and last firing is a firing or recorded
+    skipped (MissedFirings), never both; the chain's head is a firing.
+    A firing whose fire time is off the timing is a trigger: allowed.
+    `changed`: schedules whose timing changed or that were paused during
+    the test (the database keeps no record of when): not checked for gaps."""
+    problems: list[str] = []
+    fired: dict[str, Counter[datetime]] = defaultdict(Counter)
+    for task_id, name in sorted(history.schedule_of.items()):
+        parsed = parse_firing_id(task_id)
+        if parsed is None or parsed[0] != name:
+            problems.append(f"task {task_id}: a firing of schedule {name} with another id")
+            continue
+        fired[name][parsed[1]] += 1
+    for name, firings in sorted(fired.items()):
+        for at, n in sorted(firings.items()):
+            if n > 1:
+                problems.append(f"schedule {name}: {n} tasks for fire time {at.isoformat()}")
+    for name, schedule in sorted(history.schedules.items()):
+        firings = fired.get(name, Counter())
+        head = schedule.next_fire_at
+        if head is not None and head not in firings:
+            problems.append(f"schedule {name}: its next fire time {head.isoformat()} has no task")
+        for at in sorted(firings):
+            if _recorded(schedule, at):
+                problems.append(
+                    f"schedule {name}: fire time {at.isoformat()} both fired and recorded skipped"
+                )
+        if name not in changed:
+            problems += [
+                f"schedule {name}: fire time {at.isoformat()} missing"
+                for at in _missing(schedule, set(firings))
+            ]
+    return problems
+
+
+def _recorded(schedule: Firings, at: datetime) -> bool:
+    return any(first <= at <= last for first, last in schedule.skipped)
+
+
+def _missing(schedule: Firings, fired: set[datetime]) -> list[datetime]:
+    """The timing's fire times between the first and last fired on it that
+    neither fired nor were recorded skipped."""
+    on_grid = sorted(at for at in fired if next_fire(schedule.timing, at - MICROSECOND) == at)
+    if len(on_grid) < 2:
+        return []
+    missing: list[datetime] = []
+    at: datetime | None = on_grid[0]
+    for _ in range(MAX_FIRE_TIMES):
+        at = next_fire(schedule.timing, at) if at is not None else None
+        if at is None or at >= on_grid[-1]:
+            break
+        if at not in fired and not _recorded(schedule, at):
+            missing.append(at)
+    return missing
+
+
+def check(
+    history: History,
+    *,
+    gateway_killed: bool = False,
+    dispatch_bound: float | None = None,
+    failover: float = 0.0,
+    still_going: frozenset[str] = frozenset(),
+    changed_schedules: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Every problem every check finds ([] for a sound history);
+    `dispatch_bound` None: hand-out lateness not checked (a saturated test)."""
+    problems = unfinished(history, still_going=still_going)
+    problems += counted_twice(history, gateway_killed=gateway_killed)
+    problems += ran_after_cancel(history)
+    problems += concurrent(history, gateway_killed=gateway_killed)
+    if dispatch_bound is not None:
+        problems += late(history, bound=dispatch_bound, failover=failover)
+    problems += schedule_firings(history, changed=changed_schedules)
+    return problems
+
+
+def summary(history: History) -> Mapping[str, float]:
+    """Numbers for a report: runs, executions, the worst hand-out lateness."""
+    waits = lateness(history)
+    return {
+        "runs": len(history.runs),
+        "executions": len(history.executions),
+        "max_lateness": max(waits.values(), default=0.0),
+    }
