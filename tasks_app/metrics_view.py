@@ -1,10 +1,12 @@
 """`GET /metrics`: Prometheus text.
 
 Two sources: what this process recorded (`tasks_app.metrics`: dispatch
-lateness and run duration histograms, workers connected and queue depth —
-the gateway process fills these), and what the database holds, counted at
-scrape time (runs by state, so any process behind the same database gives
-the same numbers)."""
+lateness and run duration, workers connected and queue depth, runs and
+module fetches per worker, compile-cache hits, journal batches, schedule
+firings and skipped fire times — the gateway process fills these), and
+what the database holds, counted at scrape time (runs by state, so any
+process behind the same database gives the same numbers). A dashboard for
+them: examples/grafana/."""
 
 from __future__ import annotations
 
