@@ -18,6 +18,7 @@ from tests.e2e.cluster import MANAGE, PROJECT_ROOT, Cluster
 from tests.faults.harness import (
     BUSY_WAT,
     NOOP_WAT,
+    assert_nothing_lost,
     busy_iterations,
     db,
     kill,
@@ -80,6 +81,7 @@ def test_cancel_before_the_first_run_is_due(make_cluster: Callable[..., Cluster]
     assert _states(cluster, "early") == ["cancelled"] * 5
     assert _attempts(cluster, "early") == []
     assert _executed_on_workers(cluster, "early") == 0
+    assert_nothing_lost(cluster)
 
 
 def test_cancel_between_runs(make_cluster: Callable[..., Cluster]) -> None:
@@ -96,6 +98,7 @@ def test_cancel_between_runs(make_cluster: Callable[..., Cluster]) -> None:
         (0, "succeeded")
     ]
     assert _executed_on_workers(cluster, "between") == 1
+    assert_nothing_lost(cluster)
 
 
 def test_cancel_with_runs_queued_on_a_worker(make_cluster: Callable[..., Cluster]) -> None:
@@ -130,6 +133,9 @@ def test_cancel_with_runs_queued_on_a_worker(make_cluster: Callable[..., Cluster
     ]
     assert late == []
     assert _executed_on_workers(cluster, "queued") == done
+    # 2,000 runs due at once on one slot wait their turn: lateness is the
+    # queue's length, not a fault, so it is not bounded here.
+    assert_nothing_lost(cluster, dispatch_bound=None)
 
 
 def test_cancel_survives_a_gateway_restart(make_cluster: Callable[..., Cluster]) -> None:
@@ -170,6 +176,7 @@ def test_cancel_survives_a_gateway_restart(make_cluster: Callable[..., Cluster])
     assert _states(cluster, "inflight") == ["cancelled"]
     assert [outcome for _, outcome, _ in _attempts(cluster, "inflight")] == ["lost"]
     assert _executed_on_workers(cluster, "later") == 0
+    assert_nothing_lost(cluster, gateway_killed=True)
 
 
 def _epoch(stamp: str | None) -> float:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from tests.e2e.cluster import MANAGE, PROJECT_ROOT, Cluster
-from tests.faults.harness import NOOP_WAT, db, kill, submit
+from tests.faults.harness import NOOP_WAT, assert_nothing_lost, db, kill, submit
 
 RUNS = 5000  # more than a cancel converts itself (CANCEL_NOW_RUNS, 1,000)
 CANCEL_NOW_RUNS = 1000
@@ -59,6 +59,7 @@ def test_the_gateway_settles_a_big_cancel(make_cluster: Callable[..., Cluster]) 
     cluster.wait_for(lambda: _settled(cluster, "big"), 60, "every run to be turned cancelled")
     assert cluster.request("GET", "/tasks/big").json()["runs_by_state"] == counts
     assert _attempts(cluster, "big") == 0
+    assert_nothing_lost(cluster)
 
 
 def test_a_gateway_started_after_a_cancel_resumes_its_settling(
@@ -100,3 +101,4 @@ def test_a_gateway_started_after_a_cancel_resumes_its_settling(
         lambda: _rows(cluster, "after") == {"succeeded": 1}, 60, "the other task to run"
     )
     assert _attempts(cluster, "big") == 0
+    assert_nothing_lost(cluster, gateway_killed=True)
