@@ -30,7 +30,7 @@ from cluster_app.offers import Admitted, Refused, Routing, judge_offer
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
 from cluster_app.worker_link import CapnpWorkerLink, read_routing
-from tasks_app import events, firing, metrics, notify, run_records
+from tasks_app import charts, events, firing, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.conf import TasksSettings
@@ -154,6 +154,8 @@ class GatewayNode:
         self._spawn(self._settle(), "settle-cancellations")
         self._spawn(self._report_load(), "worker-load")
         self._spawn(self._sweep(), "sweep")
+        # The status page's live charts: the metrics above, every 5 s, 15 minutes kept.
+        self._spawn(charts.keep_sampling(), "charts")
         self._spawn(
             liveness.watch(
                 self.pool,

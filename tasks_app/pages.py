@@ -36,7 +36,9 @@ GONE_AFTER = timedelta(minutes=10)
 GONE_LISTED = 50
 
 
-def _may_read(request: HttpRequest) -> bool:
+def may_read(request: HttpRequest) -> bool:
+    """Whether `request` may read the pages and their JSON (the charts'
+    too: tasks_app.charts_view)."""
     if not reads_need_auth():
         return True
     user = getattr(request, "user", None)
@@ -48,7 +50,7 @@ def _may_read(request: HttpRequest) -> bool:
         return False
 
 
-def _refused_json() -> JsonResponse:
+def refused_json() -> JsonResponse:
     response = JsonResponse({"problem": "authentication required"}, status=401)
     response["WWW-Authenticate"] = "Token"
     return response
@@ -56,7 +58,7 @@ def _refused_json() -> JsonResponse:
 
 @require_GET
 def status_page(request: HttpRequest) -> HttpResponse:
-    if not _may_read(request):
+    if not may_read(request):
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
     return render(
         request,
@@ -68,8 +70,8 @@ def status_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def status_json(request: HttpRequest) -> JsonResponse:
     """The most recent tasks with their runs counted by state, and the workers."""
-    if not _may_read(request):
-        return _refused_json()
+    if not may_read(request):
+        return refused_json()
     pool = page_reads.worker_pool(gone_after=GONE_AFTER, gone_limit=GONE_LISTED)
     return JsonResponse(
         {
@@ -88,7 +90,7 @@ def status_json(request: HttpRequest) -> JsonResponse:
 def task_page(request: HttpRequest, task_id: str) -> HttpResponse:
     """One task: its settings, its runs counted by state, and one page of
     its runs, each with every attempt."""
-    if not _may_read(request):
+    if not may_read(request):
         return redirect_to_login(request.get_full_path(), reverse("admin:login"))
     task = _task_or_404(task_id)
     counts = page_reads.run_counts([task.pk])[task.pk]
