@@ -211,12 +211,22 @@ def test_per_worker_series_are_bounded_the_least_lately_counted_dropped() -> Non
         }
 
     for peer in ("a", "b"):
-        runs.labels(worker=series.label(peer), outcome="succeeded").inc()
-        fetches.labels(worker=series.label(peer)).inc()
-    runs.labels(worker=series.label("a"), outcome="failed").inc()  # "a" counted again: "b" oldest
-    runs.labels(worker=series.label("c"), outcome="succeeded").inc()
+        series.child(runs, peer, "succeeded").inc()
+        series.child(fetches, peer).inc()
+    series.child(runs, "a", "failed").inc()  # "a" counted again: "b" is the oldest
+    series.child(runs, "c", "succeeded").inc()
     assert workers() == {"a", "c"}
     assert len(series) == 2
+    # "b" back: counted from zero again, in place of "a" now the oldest.
+    series.child(runs, "b", "succeeded").inc()
+    assert workers() == {"b", "c"}
+    totals = {
+        (s.labels["worker"], s.labels["outcome"]): s.value
+        for family in runs.collect()
+        for s in family.samples
+        if s.name == "ww_test_runs_total"
+    }
+    assert totals == {("b", "succeeded"): 1, ("c", "succeeded"): 1}
 
 
 def test_a_module_fetch_counts_under_the_fetching_peer(client: Client) -> None:
