@@ -70,7 +70,7 @@ class QueueFeeding:
         """Queue a new task's runs, as its submission announced them."""
         for run in runs:
             self.push(run)
-        self._queue.trim()
+        self._queue.trim(timezone.now())
 
     async def sweep(self, *, horizon: float) -> int:
         """Queue runs due within `horizon` seconds that the database holds
@@ -135,7 +135,7 @@ class QueueFeeding:
             if self._unknown(run.iteration_id, run.task_id):
                 found += 1
                 self.push(run)
-        self._queue.trim()
+        self._queue.trim(timezone.now())
         return found
 
     def _refill_soon(self) -> None:

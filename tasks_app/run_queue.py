@@ -12,8 +12,11 @@ the scheduler asks `due_lanes` for the lanes it may serve, best first.
 Priority orders the runs held here (up to the window); runs beyond it
 wait in the database and are read by due time. When trimming, runs of
 lanes no worker serves are let go of first, so that they do not fill the
-window; a backlog of more than twice the window of them can still keep
-the database's later runs unread until a worker for them joins.
+window (a backlog of more than twice the window of them can still keep
+the database's later runs unread until a worker for them joins); then,
+of the runs already due, the lower priority ones (a run of priority 100
+announced behind a backlog of due runs stays held and goes first); then
+the latest due.
 
 Pure data: no clock, no database, no workers (whether a lane is served
 is the caller's `serves`)."""
@@ -205,27 +208,34 @@ class RunQueue:
         self._size -= dropped
         return dropped
 
-    def trim(self) -> int:
-        """Past twice the window, keep the window's worth of the earliest
-        due runs of served lanes, then of the others (the rest wait in the
-        database, and `overflow` says so). A run due now thus always gets
-        in, whatever far-off backlog, or backlog no worker takes, is held.
+    def trim(self, now: datetime | None = None) -> int:
+        """Past twice the window, keep the window's worth of runs of served
+        lanes, then of the others (the rest wait in the database, and
+        `overflow` says so): of those due by `now`, the highest priority
+        first, then the earliest due. A run due now thus always gets in,
+        whatever far-off backlog, or backlog no worker takes, is held.
         Returns how many were let go."""
         if self._size <= 2 * self.window:
             return 0
         serves = self.serves
+
+        def rank(served: bool, entry: _Waiting) -> tuple[bool, bool, int, datetime, int, int]:
+            due, retry, arrival, run = entry
+            is_due = now is not None and due <= now
+            return (not served, not is_due, -run.priority if is_due else 0, due, retry, arrival)
+
         ranked = (
-            (not served, *entry)
+            (rank(served, entry), entry)
             for lane in self._lanes.values()
             for served in (serves(lane.route),)
             for entry in lane.entries()
         )
-        kept = heapq.nsmallest(self.window, ranked, key=lambda e: e[:4])
+        kept = [entry for _, entry in heapq.nsmallest(self.window, ranked, key=lambda e: e[0])]
         dropped = self._size - len(kept)
         self._lanes = {}
         self._ids = set()
         self._size = 0
-        for _, due, retry, arrival, run in kept:
+        for due, retry, arrival, run in kept:
             lane = self._lanes.get(run.route)
             if lane is None:
                 lane = self._lanes[run.route] = Lane(run.route)

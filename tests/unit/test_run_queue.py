@@ -4,6 +4,7 @@ whole, and trimmed to its window of the earliest runs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -99,3 +100,65 @@ def test_trim_keeps_the_earliest_window_and_says_more_wait(items: list, window: 
     latest_kept = max(seconds for seconds, run_id in before if run_id in kept)
     earliest_dropped = min(seconds for seconds, run_id in before if run_id not in kept)
     assert latest_kept <= earliest_dropped
+
+
+def _prioritized(run_id: int, seconds: int, priority: int) -> DueRun:
+    return replace(_run(run_id, seconds), priority=priority)
+
+
+def test_trim_keeps_a_due_run_of_higher_priority_behind_a_backlog_of_due_ones() -> None:
+    queue = RunQueue(window=3)
+    for run_id in range(10):
+        queue.push(_prioritized(run_id, run_id, 0))  # a backlog, all due
+    queue.push(_prioritized(100, 50, 100))  # announced later, due now, urgent
+    queue.trim(T0 + timedelta(seconds=60))
+    assert 100 in queue and len(queue) == 3
+    assert queue.pop_due(T0 + timedelta(seconds=60)).iteration_id == 100
+    # Without a clock the trim knows nothing due: earliest first, as before.
+    untimed = RunQueue(window=3)
+    for run_id in range(10):
+        untimed.push(_prioritized(run_id, run_id, 0))
+    untimed.push(_prioritized(100, 50, 100))
+    untimed.trim()
+    assert 100 not in untimed
+
+
+def test_trim_never_lets_future_runs_of_high_priority_push_out_due_ones() -> None:
+    queue = RunQueue(window=3)
+    for run_id in range(3):
+        queue.push(_prioritized(run_id, run_id, 0))  # due
+    for run_id in range(10, 20):
+        queue.push(_prioritized(run_id, 3600 + run_id, 100))  # urgent, but in an hour
+    queue.trim(T0 + timedelta(seconds=60))
+    assert sorted(_drain(queue)) == [0, 1, 2]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 500), st.integers(0, 100), st.integers(-100, 100)),
+        unique_by=lambda r: r[0],
+        max_size=200,
+    ),
+    st.integers(1, 50),
+    st.integers(0, 100),
+)
+def test_trim_keeps_the_most_urgent_due_runs(items: list, window: int, now_s: int) -> None:
+    """No run let go is due with a higher priority than one kept, nor due
+    earlier at the same priority; no due run is let go while a run not yet
+    due is kept."""
+    now = T0 + timedelta(seconds=now_s)
+    queue = RunQueue(window=window)
+    for run_id, seconds, priority in items:
+        queue.push(_prioritized(run_id, seconds, priority))
+    queue.trim(now)
+    kept = {run.iteration_id for run in queue}
+    due = {r: (s, p) for r, s, p in items if s <= now_s}
+    for r, (s, p) in due.items():
+        if r in kept:
+            continue
+        for k in kept:
+            if k in due:
+                ks, kp = due[k]
+                assert (kp, -ks) >= (p, -s)  # the kept one is at least as urgent
+            else:
+                raise AssertionError(f"run {r} due now let go while {k}, not due, is kept")
