@@ -80,7 +80,10 @@ def test_a_thousand_tasks_from_twenty_clients_with_worker_churn(
         180,
         "every run to reach a final state",
     )
-    counts = assert_nothing_lost(cluster)
+    # Runs come due as fast as 20 clients post them while the gateway also
+    # serves the posts on 2 cores: the worst hand-out was 2.8 s late on this
+    # machine, so the default bound (5 s) is widened for load, not for faults.
+    counts = assert_nothing_lost(cluster, dispatch_bound=15.0)
     assert counts.runs == TASKS
     assert counts.succeeded == TASKS  # a no-op cannot fail; lost attempts were re-run
     listing = cluster.request("GET", "/tasks?limit=1000").json()
