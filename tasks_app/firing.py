@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tasks_app import events, fire_times, metrics, notify
+from tasks_app import events, fire_times, notify
 from tasks_app.fire_times import Overlap, Timing
 from tasks_app.models import Iteration, MissedFirings, Schedule, Task
 from tasks_app.selectors import DueRun
@@ -104,8 +104,22 @@ def make_firing(schedule: Schedule, fire_at: datetime) -> DueRun | None:
         return None  # made already (another gateway, a retry): harmless
     runs = new_runs(task, [run.pk], [due])
     transaction.on_commit(lambda: notify.task_submitted(task.pk, runs))
-    transaction.on_commit(metrics.FIRINGS_MADE.inc)
+    transaction.on_commit(_count_firing)
     return runs[0]
+
+
+def _count_firing() -> None:
+    # The metrics are imported when counted, not with this module: a worker
+    # loads it (through the admin) and must not load the gateway's metrics.
+    from tasks_app import metrics
+
+    metrics.FIRINGS_MADE.inc()
+
+
+def _count_skipped(reason: str, n: int) -> None:
+    from tasks_app import metrics
+
+    metrics.fire_times_skipped(reason, n)
 
 
 def start_chain(schedule: Schedule, *, now: datetime | None = None) -> datetime | None:
@@ -311,7 +325,7 @@ def _catch_up(schedule_id: int, now: datetime) -> int:
                 recorded_at=now,
             )
         schedule.skipped_count += plan.skipped  # the head's own included
-        transaction.on_commit(lambda: metrics.fire_times_skipped("missed", plan.skipped))
+        transaction.on_commit(lambda: _count_skipped("missed", plan.skipped))
         schedule.catchup_until = now
         schedule.next_fire_at = new_head
         if new_head is not None and make_firing(schedule, new_head) is not None:

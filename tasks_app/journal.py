@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tasks_app import metrics
 from tasks_app.exceptions import WriteElsewhere
 
 log = logging.getLogger("ww.scheduler")
@@ -163,6 +162,10 @@ class Journal:
             await asyncio.sleep(0.5)
             self._due()
             return
+        # Here, not at the top: a worker loads this module (the storage's
+        # records) and must not load the gateway's metrics.
+        from tasks_app import metrics
+
         metrics.journal_written(len(batch), time.perf_counter() - started)
         self.batches += 1
         self.written += len(batch)
