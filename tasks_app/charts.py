@@ -141,6 +141,9 @@ class ChartSeries:
         self.step = step
         self._samples: deque[Sample] = deque(maxlen=points)
         self._lock = threading.Lock()
+        # Whether a sampler fills this series: a plain daphne process serves
+        # the page too, but runs no scheduler and so has nothing to chart.
+        self.sampled = False
 
     def add(self, sample: Sample) -> None:
         with self._lock:
@@ -161,6 +164,7 @@ class ChartSeries:
         return {
             "step": self.step,
             "points": self.points,
+            "sampled": self.sampled,
             "at": [s.at for s in samples],
             "ended": {state: [s.ended[state] for s in samples] for state in OUTCOMES},
             "lateness_p50": [s.lateness_p50 for s in samples],
@@ -183,15 +187,19 @@ async def keep_sampling(
     step = series.step
     before = read(time.time())
     due = _next_multiple(time.time(), step)
-    while True:
-        await asyncio.sleep(max(0.0, due - time.time()))
-        after = read(due)
-        series.add(sample_between(before, after))
-        before = after
-        due += step
-        now = time.time()
-        if due < now:  # over a step late: that sample covered the missed steps too
-            due = _next_multiple(now, step)
+    series.sampled = True
+    try:
+        while True:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            after = read(due)
+            series.add(sample_between(before, after))
+            before = after
+            due += step
+            now = time.time()
+            if due < now:  # over a step late: that sample covered the missed steps too
+                due = _next_multiple(now, step)
+    finally:
+        series.sampled = False
 
 
 def _next_multiple(now: float, step: float) -> float:

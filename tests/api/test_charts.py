@@ -113,6 +113,8 @@ def test_the_sampler_adds_one_sample_per_step_on_the_steps_multiples() -> None:
     async def main() -> None:
         sampler = asyncio.create_task(charts.keep_sampling(series))
         try:
+            await asyncio.sleep(0)
+            assert series.sampled
             async with asyncio.timeout(10):
                 while len(added) < 6:
                     await asyncio.sleep(0.01)
@@ -120,7 +122,9 @@ def test_the_sampler_adds_one_sample_per_step_on_the_steps_multiples() -> None:
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
 
+    assert not series.sampled
     asyncio.run(main())
+    assert not series.sampled  # its sampler stopped
     samples = series.samples()
     assert samples == added[-4:]  # the oldest went: `points` samples, whatever the time
     ats = [s.at for s in samples]
@@ -143,6 +147,7 @@ def test_the_endpoint_serves_the_series_column_by_column(
     empty = client.get("/api/charts").json()
     assert empty["at"] == [] and empty["ended"]["succeeded"] == []
     assert (empty["step"], empty["points"]) == (charts.STEP, charts.POINTS)
+    assert empty["sampled"] is False  # no gateway in this process
     assert charts.STEP * charts.POINTS == 15 * 60
 
     before = charts.read_metrics(at=100.0)
