@@ -37,7 +37,9 @@
     },
     lateness: {
       unit: "ms",
-      series: [line("p50", "#2563eb", { value: fixed(1) }), line("p99", "#9333ea", { value: fixed(1) })],
+      // A step without runs has no lateness, so a busy step between quiet ones is a lone dot: always drawn.
+      series: [["p50", "#2563eb"], ["p99", "#9333ea"]].map(([label, colour]) =>
+        line(label, colour, { value: fixed(1), points: { show: true, size: 4, fill: colour } })),
       columns: (d) => [d.lateness_p50, d.lateness_p99].map((c) => c.map((s) => (s == null ? null : s * 1000))),
     },
     queue: {
