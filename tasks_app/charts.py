@@ -12,7 +12,8 @@ bounds, as Prometheus's histogram_quantile does), the history starts again
 when the gateway restarts, and it is the runs this gateway dispatched.
 
 Each sample is the difference between two readings of the cumulative
-metrics: the runs that ended in the step by outcome, the p50/p99 of the
+metrics: the runs that ended in the step by outcome (and the attempts
+lost, which a killed worker leaves), the p50/p99 of the
 lateness observed in the step, and the queue depth and workers connected
 at its end. Memory is POINTS samples of fixed size, whatever the load; a
 sample costs one read of four metrics.
@@ -36,9 +37,13 @@ from tasks_app import metrics
 
 STEP = 5.0  # seconds a sample covers
 POINTS = 180  # samples kept: 15 minutes
-# The runs' final states, as RUN_DURATION's `state` label carries them (a
-# lost attempt is not a run's end: its run is tried again or fails later).
-OUTCOMES = ("succeeded", "failed", "timed_out", "cancelled")
+# The runs' final states, as RUN_DURATION's `state` label carries them; and
+# `lost`: attempts lost (no answer, the worker gone), from WORKER_RUNS summed
+# over workers. A lost attempt is not a run's end (its run is tried again or
+# fails later), but it is what a killed worker shows.
+RUN_STATES = ("succeeded", "failed", "timed_out", "cancelled")
+LOST = "lost"
+OUTCOMES = (*RUN_STATES, LOST)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Sample:
     """One step: what happened between two readings."""
 
     at: float  # the step's end, Unix time
-    ended: dict[str, int]  # runs ended in the step, by outcome
+    ended: dict[str, int]  # runs ended in the step, by outcome (and attempts lost)
     lateness_p50: float | None  # seconds; None: no run started in the step
     lateness_p99: float | None
     queue_depth: float  # at the step's end
@@ -71,8 +76,14 @@ def read_metrics(at: float | None = None) -> Reading:
     for family in metrics.RUN_DURATION.collect():
         for s in family.samples:
             state = s.labels.get("state", "")
-            if s.name.endswith("_count") and state in ended:
+            if s.name.endswith("_count") and state in RUN_STATES:
                 ended[state] += s.value
+    # A worker's series go when over WORKER_SERIES_MAX peers are counted: the
+    # sum then drops, and that step shows no losses (sample_between).
+    for family in metrics.WORKER_RUNS.collect():
+        for s in family.samples:
+            if s.name.endswith("_total") and s.labels.get("outcome") == LOST:
+                ended[LOST] += s.value
     lateness: list[tuple[float, float]] = []
     for family in metrics.DISPATCH_LATENESS.collect():
         for s in family.samples:

@@ -43,6 +43,7 @@ def test_a_run_lands_in_the_step_it_ended_in_under_its_outcome() -> None:
     _run(late=0.003)
     _run(late=0.003, state="failed")
     _run(late=0.003)
+    metrics.worker_ran("12D3KooWchartsLost", "lost")  # an attempt lost: its run is tried again
     third = charts.read_metrics(at=1010.0)
     fourth = charts.read_metrics(at=1015.0)
 
@@ -52,7 +53,7 @@ def test_a_run_lands_in_the_step_it_ended_in_under_its_outcome() -> None:
         charts.sample_between(third, fourth),
     )
     assert busy.at == 1010.0
-    assert busy.ended == {"succeeded": 2, "failed": 1, "timed_out": 0, "cancelled": 0}
+    assert busy.ended == {"succeeded": 2, "failed": 1, "timed_out": 0, "cancelled": 0, "lost": 1}
     assert quiet.ended == after.ended == dict.fromkeys(charts.OUTCOMES, 0)
     # A step without runs has no lateness (a gap in the chart, not zero).
     assert quiet.lateness_p50 is quiet.lateness_p99 is None
@@ -158,7 +159,13 @@ def test_the_endpoint_serves_the_series_column_by_column(
     assert "no-cache" in response["Cache-Control"]
     body = response.json()
     assert body["at"] == [105.0]
-    assert body["ended"] == {"succeeded": [1], "failed": [0], "timed_out": [0], "cancelled": [0]}
+    assert body["ended"] == {
+        "succeeded": [1],
+        "failed": [0],
+        "timed_out": [0],
+        "cancelled": [0],
+        "lost": [0],
+    }
     assert 0.005 < body["lateness_p50"][0] <= 0.01
     assert len(body["queue_depth"]) == len(body["workers"]) == 1
 

@@ -9,6 +9,7 @@
     ["failed", "#dc2626"],
     ["timed_out", "#f59e0b"],
     ["cancelled", "#6b7280"],
+    ["lost", "#7c2d12"],  // attempts lost (no answer, the worker gone): their runs are tried again or fail
   ];
   const HEIGHT = 130;
   const state = { data: null, plots: {}, polls: 0 };
