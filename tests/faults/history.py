@@ -383,7 +383,8 @@ def lateness(history: History) -> dict[RunKey, float]:
 def late(history: History, *, bound: float, failover: float = 0.0) -> list[str]:
     """Runs handed out more than `bound` (+ `failover`, the time a test
     allows for a gateway to come back or take over) after they were due,
-    or tried again that late after their previous attempt ended and its
+    never handed out though due that long before their task's cancel, or
+    tried again that late after their previous attempt ended and its
     backoff (tasks_app.policy.retry_delay). A firing of a buffer_one
     schedule waits for the previous firing by design: not checked."""
     allowed = bound + failover
@@ -393,10 +394,23 @@ def late(history: History, *, bound: float, failover: float = 0.0) -> list[str]:
         for task, name in history.schedule_of.items()
         if name in history.schedules and history.schedules[name].overlap == "buffer_one"
     }
-    for key, seconds in sorted(lateness(history).items()):
+    first_sent = lateness(history)
+    for key, seconds in sorted(first_sent.items()):
         if seconds > allowed and key[0] not in waits:
             problems.append(
                 f"run {key}: handed out {seconds:.3f} s after its due time (bound {allowed:.3f} s)"
+            )
+    # A run never handed out and cancelled with its task long after it was
+    # due was forgotten, whatever the cancel then hid.
+    for key, state in sorted(history.runs.items()):
+        cancelled = history.cancelled_at.get(key[0])
+        due = history.due_at.get(key)
+        if state != "cancelled" or key in first_sent or cancelled is None or due is None:
+            continue
+        if cancelled - due > allowed and key[0] not in waits:
+            problems.append(
+                f"run {key}: due {cancelled - due:.3f} s before its task was cancelled and never"
+                f" handed out (bound {allowed:.3f} s)"
             )
     by_run: dict[RunKey, list[Attempt]] = defaultdict(list)
     for a in history.attempts:

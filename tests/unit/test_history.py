@@ -306,6 +306,21 @@ def test_a_run_handed_out_late_is_found_within_the_failover_allowance_not() -> N
     assert late(h, bound=0.5, failover=1.0) == []
 
 
+def test_a_due_run_never_handed_out_before_its_cancel_is_found() -> None:
+    """c#1 was due at T0+10.4; say it was due at T0+5 and never sent: the
+    cancel at T0+10 hid a run forgotten for 5 s."""
+    h = consistent()
+    h.attempts = [a for a in h.attempts if (a.task, a.run) != ("c", 1)]
+    h.executions = [e for e in h.executions if (e.task, e.run) != ("c", 1)]
+    assert late(h, bound=0.5) == []  # due after the cancel: nothing to hand out
+    h.due_at[("c", 1)] = T0 + 5
+    assert late(h, bound=0.5) == [
+        "run ('c', 1): due 5.000 s before its task was cancelled and never handed out"
+        " (bound 0.500 s)"
+    ]
+    assert late(h, bound=0.5, failover=5.0) == []
+
+
 def test_a_run_tried_again_late_after_a_loss_is_found() -> None:
     h = consistent()
     h.attempts[2] = replace(h.attempts[2], sent=T0 + 4)  # 1 s after A's loss at T0+3
