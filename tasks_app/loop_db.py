@@ -91,6 +91,11 @@ class LoopDatabase:
             raise WriteElsewhere(str(exc)) from None
         # After init_command, which sets Django's connections' wait.
         conn.execute("PRAGMA busy_timeout = 0")
+        # A commit that takes the WAL past its limit checkpoints it on the
+        # committing connection: copying pages back and syncing, tens of
+        # milliseconds on the event loop. The loop's commits never do it;
+        # Django's connections, on their threads, do (the default 1000 pages).
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.isolation_level = None
         # Set by get_connection_params from OPTIONS (None: Django's default).
         mode = getattr(django_db, "transaction_mode", None)

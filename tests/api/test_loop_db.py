@@ -143,3 +143,12 @@ def test_a_setting_changed_in_djangos_options_reaches_the_loop_connection(
     finally:
         db.close()
     assert pragmas == {"cache_size": -1234, "synchronous": 2}  # 2: FULL
+
+
+def test_the_loop_connection_never_checkpoints_the_wal_djangos_do(loop_db: LoopDatabase) -> None:
+    """A checkpoint is run by the commit that takes the WAL past its limit, on
+    that connection: never on the event loop's."""
+    connection.ensure_connection()
+    assert _pragmas(loop_db._connection(), ["wal_autocheckpoint"]) == {"wal_autocheckpoint": 0}
+    django_side = _pragmas(connection.connection, ["wal_autocheckpoint"])
+    assert django_side["wal_autocheckpoint"] > 0
