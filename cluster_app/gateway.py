@@ -30,7 +30,7 @@ from cluster_app.offers import Admitted, Refused, Routing, judge_offer
 from cluster_app.rpc import Listener
 from cluster_app.tls import TlsConfig
 from cluster_app.worker_link import CapnpWorkerLink, read_routing
-from tasks_app import charts, events, firing, metrics, notify, run_records
+from tasks_app import charts, events, firing, loop_db, metrics, notify, run_records
 from tasks_app import selectors as task_selectors
 from tasks_app import services as task_services
 from tasks_app.conf import TasksSettings
@@ -337,6 +337,8 @@ class GatewayNode:
             await asyncio.sleep(self.config.cluster.sweep_interval)
             try:
                 await sync_to_async(close_old_connections)()
+                # The loop's own SQLite connection never checkpoints the WAL.
+                await sync_to_async(loop_db.checkpoint_wal)()
                 await self.scheduler.sweep(horizon=2 * self.config.cluster.sweep_interval)
                 await self.scheduler.reclaim(grace=self.config.cluster.reclaim_grace)
                 # A schedule whose next firing was not made (tasks_app.firing).

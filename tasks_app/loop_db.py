@@ -14,9 +14,15 @@ A write here holds the lock for a fraction of a millisecond.
 The connection is Django's own kind: opened by Django's SQLite backend
 from the same settings (its pragmas, the project's init_command, the
 transaction mode), so the two cannot drift apart. It differs on purpose
-in two things only: it never waits for the lock (busy timeout 0), and its
+in three things only: it never waits for the lock (busy timeout 0), its
 transactions take the lock at BEGIN whatever the settings say (a
-transaction that took it later could fail half-way instead of at once)."""
+transaction that took it later could fail half-way instead of at once),
+and it never checkpoints the WAL (the commit that takes the WAL past its
+limit runs the checkpoint, copying pages back and syncing: tens of
+milliseconds, which on the loop would hold up every dispatch). Django's
+connections on their threads checkpoint as usual, and the gateway's sweep
+runs `checkpoint_wal()` on its thread every few seconds, so the WAL stays
+small even when the loop does every write."""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from tasks_app.exceptions import WriteElsewhere
 
@@ -91,10 +98,7 @@ class LoopDatabase:
             raise WriteElsewhere(str(exc)) from None
         # After init_command, which sets Django's connections' wait.
         conn.execute("PRAGMA busy_timeout = 0")
-        # A commit that takes the WAL past its limit checkpoints it on the
-        # committing connection: copying pages back and syncing, tens of
-        # milliseconds on the event loop. The loop's commits never do it;
-        # Django's connections, on their threads, do (the default 1000 pages).
+        # Never a checkpoint on the loop (see above).
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.isolation_level = None
         # Set by get_connection_params from OPTIONS (None: Django's default).
@@ -102,6 +106,19 @@ class LoopDatabase:
         if mode in ("IMMEDIATE", "EXCLUSIVE"):
             self._begin = f"BEGIN {mode}"
         return conn
+
+
+def checkpoint_wal(db: BaseDatabaseWrapper | None = None) -> tuple[int, int, int] | None:
+    """A passive checkpoint of the WAL on Django's connection (the calling
+    thread's, or `db`), on SQLite: (busy, frames in the WAL, frames
+    checkpointed); None on another database. It never waits for a writer."""
+    db = db or connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "sqlite":
+        return None
+    with db.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        busy, frames, done = cursor.fetchone()
+    return int(busy), int(frames), int(done)
 
 
 def loop_database() -> LoopDatabase | None:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.utils import ConnectionHandler
 
 from tasks_app import services
 from tasks_app.exceptions import TaskAlreadyExists, WriteElsewhere
-from tasks_app.loop_db import LoopDatabase, loop_database
+from tasks_app.loop_db import LoopDatabase, checkpoint_wal, loop_database
 from tasks_app.models import Iteration, Module, Task
 from tests.api.forms import HASH_WASM
 
@@ -152,3 +155,29 @@ def test_the_loop_connection_never_checkpoints_the_wal_djangos_do(loop_db: LoopD
     assert _pragmas(loop_db._connection(), ["wal_autocheckpoint"]) == {"wal_autocheckpoint": 0}
     django_side = _pragmas(connection.connection, ["wal_autocheckpoint"])
     assert django_side["wal_autocheckpoint"] > 0
+
+
+def test_checkpoint_wal_copies_back_what_a_connection_that_never_checkpoints_wrote(
+    tmp_path: Path,
+) -> None:
+    """On a database in WAL mode (the gateway's file; the tests' own is in
+    memory), commits of a connection set as the loop's is (autocheckpoint
+    0) leave their frames in the WAL; checkpoint_wal, on a Django
+    connection of the same settings, copies every one back."""
+    path = tmp_path / "db.sqlite3"
+    handler = ConnectionHandler({DEFAULT_DB_ALIAS: {**connection.settings_dict, "NAME": str(path)}})
+    django_db = handler[DEFAULT_DB_ALIAS]
+    try:
+        django_db.ensure_connection()  # init_command: WAL mode
+        loop_side = sqlite3.connect(path, isolation_level=None)
+        loop_side.execute("PRAGMA wal_autocheckpoint = 0")
+        loop_side.execute("CREATE TABLE t (b BLOB)")
+        for _ in range(50):
+            loop_side.execute("INSERT INTO t VALUES (?)", (b"\0" * 4096,))
+        result = checkpoint_wal(django_db)
+        assert result is not None
+        busy, frames, done = result
+        assert busy == 0 and frames > 50 and done == frames
+        loop_side.close()
+    finally:
+        handler.close_all()
