@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,8 +64,12 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     tzdb = state / "tzdb"
     tzdb.mkdir()
     # The gateway's zoneinfo looks in PYTHONTZPATH first; the zones made
-    # here exist nowhere else (not in the tzdata package either).
-    with running_cluster(state, PYTHONTZPATH=str(tzdb)) as cluster:
+    # here exist nowhere else (not in the tzdata package either). The
+    # system's zones stay after them (UTC, the project's TIME_ZONE, is read
+    # from there: with the private directory alone a gateway without the
+    # tzdata package answered every upload 500).
+    tzpath = os.pathsep.join([str(tzdb), *zoneinfo.TZPATH])
+    with running_cluster(state, PYTHONTZPATH=tzpath) as cluster:
         wide = cluster.start_worker("--concurrency", "4", "--queues", "default")
         narrow = cluster.start_worker("--concurrency", "1", "--queues", PRIO_QUEUE)
         cluster.wait_joined(wide)
