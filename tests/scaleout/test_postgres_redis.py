@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -32,10 +31,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.ci import missing_dependency
 from tests.e2e.cluster import MANAGE, PROJECT_ROOT, Cluster, seed_form
 from tests.netns import new_netns
+from tests.postgres import fresh_database
 from tests.scaleout.relay import Relay
 from tests.ui.live import HASH_WASM, open_stream, read_events, succeeded
 
-POSTGRES = os.environ.get("WW_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("WW_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 SECOND = "127.0.0.1:8081"  # the second, REST-only daphne (same namespace as the gateway)
 
@@ -47,18 +46,8 @@ def _unavailable(what: str, problem: object) -> NoReturn:
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
     """A fresh PostgreSQL database; its DATABASE_URL."""
-    admin_url = urlsplit(POSTGRES)
-    name = f"ww_test_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        _unavailable(f"PostgreSQL at {admin_url.hostname}:{admin_url.port}", exc)
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url._replace(path=f"/{name}").geturl()
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("ww_test", needed_by="the scale-out tests") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

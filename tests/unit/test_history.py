@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -17,13 +16,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from tasks_app.fire_times import Timing, firing_id
-from tests.ci import missing_dependency
 from tests.faults.history import (
     Attempt,
     Execution,
@@ -39,6 +36,7 @@ from tests.faults.history import (
     schedule_firings,
     unfinished,
 )
+from tests.postgres import fresh_database
 from workers.execution_log import ExecutionLog
 from workers.executor import RunOutcome, RunRequest
 from workers.server import run_key
@@ -47,7 +45,6 @@ A, B = "12D3KooWA", "12D3KooWB"
 T0 = 1_800_000_000.0
 S0 = datetime.fromtimestamp(T0 + 100, UTC)  # the schedule's first fire time
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-POSTGRES = os.environ.get("WW_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 def beat(k: float) -> str:
@@ -562,18 +559,8 @@ def test_the_reads_work_on_the_embedded_sqlite(tmp_path: Path) -> None:
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database of this test's own, dropped after; its URL."""
-    admin_url = urlsplit(POSTGRES)
-    name = f"ww_history_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        missing_dependency(f"PostgreSQL at {admin_url.hostname}:{admin_url.port}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url._replace(path=f"/{name}").geturl()
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("ww_history", needed_by="the history checker's PostgreSQL reads") as url:
+        yield url
 
 
 def test_the_reads_work_on_postgresql(postgres_database: str, tmp_path: Path) -> None:
