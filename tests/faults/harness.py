@@ -19,7 +19,8 @@ from typing import Any
 import wasmtime
 
 from tests.e2e.cluster import PROJECT_ROOT, Cluster, seed_form
-from tests.faults.history import check, lateness, read_history
+from tests.faults.history import check, lateness
+from tests.faults.history_reads import read_history
 
 # run(n, _) counts to n: about a second per 1.2e9 on this machine.
 BUSY_WAT = """

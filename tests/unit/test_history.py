@@ -22,19 +22,21 @@ import pytest
 
 from tasks_app.fire_times import Timing, firing_id
 from tests.faults.history import (
-    Attempt,
-    Execution,
-    Firings,
-    History,
     check,
     concurrent,
     counted_twice,
     late,
     ran_after_cancel,
-    read_executions,
-    read_history,
     schedule_firings,
     unfinished,
+)
+from tests.faults.history_reads import (
+    Attempt,
+    Execution,
+    Firings,
+    History,
+    read_executions,
+    read_history,
 )
 from tests.postgres import fresh_database
 from workers.execution_log import ExecutionLog
