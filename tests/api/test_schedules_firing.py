@@ -141,10 +141,15 @@ def test_each_fire_time_is_one_task_whose_run_starts_at_it() -> None:
     recorded = set(done.values_list("task_id", flat=True))
     assert worker.finished_at_stop <= recorded <= set(worker.finished)
     assert len(worker.finished_at_stop) >= len(ids) - 1
-    # The next one is made and waits.
+    # The next one is made: after every firing that ended, and waiting
+    # unless it was on its way when the scheduler stopped (sent ahead, its
+    # successor not made yet: on a loaded machine the stop can fall there).
     head = Schedule.objects.get().next_fire_at
-    assert head is not None and head > max(times)
-    assert Iteration.objects.get(task_id=fire_times.firing_id("tick", head)).state == "pending"
+    ended = [fire_times.parse_firing_id(t)[1] for t in worker.finished_at_stop]  # type: ignore[index]
+    assert head is not None and head > max(ended) and head >= max(times)
+    if head > max(times):
+        head_run = Iteration.objects.get(task_id=fire_times.firing_id("tick", head))
+        assert head_run.state == "pending"
 
 
 def test_skip_never_runs_two_firings_at_once() -> None:
