@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tasks_app import events, fire_times, notify
+from tasks_app import events, fire_times, notify, storage
 from tasks_app.fire_times import Overlap, Timing
 from tasks_app.models import Iteration, MissedFirings, Schedule, Task
 from tasks_app.selectors import DueRun
@@ -34,7 +34,6 @@ log = logging.getLogger("ww.schedules")
 State = Iteration.State
 # Fire times with a firing decided already that a new chain passes over, at most.
 _DECIDED_PASSED = 100
-_CHUNK = 500  # task ids per query (SQLite's bound on parameters)
 
 
 def anchor_of(schedule: Schedule) -> datetime:
@@ -245,12 +244,11 @@ def _left_to_the_chain(schedules: list[Schedule], now: datetime) -> set[int]:
         if plan.run == [head] and plan.skipped == 0:
             heads[fire_times.firing_id(schedule.name, head)] = schedule.pk
     pending: set[int] = set()
-    ids = list(heads)
-    for lo in range(0, len(ids), _CHUNK):
+    for ids in storage.chunks(list(heads), storage.ORM_IN_KEYS):
         pending.update(
             heads[task_id]
             for task_id in Iteration.objects.filter(
-                task_id__in=ids[lo : lo + _CHUNK], state=State.PENDING
+                task_id__in=ids, state=State.PENDING
             ).values_list("task_id", flat=True)
         )
     return pending
